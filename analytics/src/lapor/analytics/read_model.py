@@ -1,0 +1,59 @@
+"""The analytics read model as plain SQL."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from lapor.analytics.domain import Completion
+from lapor.services.eventstore import StoredEvent
+from lapor.shared.envelope import Event
+from lapor.shared.events import ComplaintReceived, ComplaintResolved, ComplaintRouted
+
+
+class CompletionProjection:
+    """Counts received and resolved complaints per OPD. A complaint counts for the OPD it
+    is currently disposed to; each statement is idempotent on its own."""
+
+    name = "analytics.completion"
+
+    async def apply(self, conn: asyncpg.Connection, stored: StoredEvent, event: Event) -> None:
+        complaint_id, at = stored.envelope.complaint_id, stored.envelope.occurred_at
+        match event:
+            case ComplaintReceived():
+                await conn.execute(
+                    """INSERT INTO analytics.complaints (tracking_id, received_at)
+                       VALUES ($1, $2) ON CONFLICT (tracking_id) DO NOTHING""",
+                    complaint_id,
+                    at,
+                )
+            case ComplaintRouted(opd=opd, opd_name=name):
+                await conn.execute(
+                    """INSERT INTO analytics.opds (opd, name) VALUES ($1, $2)
+                       ON CONFLICT (opd) DO UPDATE SET name = EXCLUDED.name""",
+                    opd,
+                    name,
+                )
+                await conn.execute(
+                    "UPDATE analytics.complaints SET opd = $2 WHERE tracking_id = $1",
+                    complaint_id,
+                    opd,
+                )
+            case ComplaintResolved():
+                await conn.execute(
+                    """UPDATE analytics.complaints SET resolved_at = coalesce(resolved_at, $2)
+                       WHERE tracking_id = $1""",
+                    complaint_id,
+                    at,
+                )
+
+
+async def completion_by_opd(
+    pool: asyncpg.Pool,
+) -> list[tuple[str | None, str | None, Completion]]:
+    """(opd, name, counts) per OPD; OPD None holds complaints not routed yet."""
+    rows = await pool.fetch(
+        """SELECT c.opd, o.name, count(*) AS received, count(c.resolved_at) AS resolved
+           FROM analytics.complaints c LEFT JOIN analytics.opds o USING (opd)
+           GROUP BY c.opd, o.name ORDER BY c.opd NULLS LAST"""
+    )
+    return [(r["opd"], r["name"], Completion(r["received"], r["resolved"])) for r in rows]

@@ -1,0 +1,208 @@
+"""Reliable consumption: retries with growing delay, dead letters, and projections whose
+checkpoint is written in the same transaction as their rows.
+
+Delivery from JetStream is at-least-once; these helpers turn it into an exactly-once
+effect (projections) or an idempotent one (handlers that append with deterministic ids).
+A message that cannot be processed is parked in the dead-letter stream with the reason,
+never dropped and never allowed to block the others forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import asyncpg
+import structlog
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from pydantic import ValidationError
+
+from lapor.services.eventstore import StoredEvent
+from lapor.services.settings import Settings
+from lapor.shared.envelope import Event, UnknownEvent, decode
+
+log = structlog.get_logger(__name__)
+
+
+class Permanent(Exception):
+    """An error that retrying cannot fix: the message goes to the dead letters at once."""
+
+
+PERMANENT_ERRORS: tuple[type[BaseException], ...] = (ValidationError, UnknownEvent, Permanent)
+
+
+def consumer_config(
+    durable: str, subject: str, settings: Settings, *, max_ack_pending: int | None = None
+) -> ConsumerConfig:
+    """A durable pull consumer with explicit acks, from the start of the log."""
+    return ConsumerConfig(
+        durable_name=durable,
+        filter_subject=subject,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=30,
+        # Retries are counted by the handlers (see settle); the server never gives up alone.
+        max_deliver=-1,
+        max_ack_pending=max_ack_pending or 1000,
+    )
+
+
+class DeadLetters:
+    """The dead-letter stream: what a consumer parked, with the original and the reason."""
+
+    def __init__(self, js: JetStreamContext, settings: Settings) -> None:
+        self.js = js
+        self.subjects = settings.subjects
+
+    async def park(self, consumer: str, msg: Msg, reason: str) -> None:
+        meta = msg.metadata
+        await self.js.publish(
+            self.subjects.dead_letter(consumer),
+            msg.data,
+            stream=self.subjects.dead_letter_stream,
+            headers={
+                "Nats-Msg-Id": f"{consumer}:{meta.stream}:{meta.sequence.stream}",
+                "Lapor-Consumer": consumer,
+                "Lapor-Original-Subject": msg.subject,
+                "Lapor-Original-Stream": meta.stream,
+                "Lapor-Original-Sequence": str(meta.sequence.stream),
+                "Lapor-Deliveries": str(meta.num_delivered),
+                "Lapor-Reason": reason[:2000],
+            },
+        )
+        log.warning(
+            "message dead-lettered", consumer=consumer, seq=meta.sequence.stream, reason=reason
+        )
+
+
+def retry_delay(settings: Settings, deliveries: int) -> float:
+    """1 s, 2 s, 4 s ... capped at five minutes."""
+    return min(settings.retry_base_delay_seconds * 2 ** max(deliveries - 1, 0), 300.0)
+
+
+async def handle_reliably(
+    msg: Msg,
+    handler: Callable[[StoredEvent, Event], Awaitable[None]],
+    *,
+    consumer: str,
+    dead_letters: DeadLetters,
+    settings: Settings,
+) -> None:
+    """Run ``handler`` for one log message and settle it: ack on success, retry later on a
+    passing failure, dead-letter on a permanent one or after ``max_deliver`` deliveries."""
+    deliveries = msg.metadata.num_delivered
+    try:
+        stored = StoredEvent.from_msg(msg)
+        event = decode(stored.envelope)
+        with structlog.contextvars.bound_contextvars(
+            complaint_id=stored.envelope.complaint_id,
+            correlation_id=str(stored.envelope.correlation_id),
+            event_type=stored.envelope.type,
+        ):
+            await handler(stored, event)
+    except PERMANENT_ERRORS as e:
+        await dead_letters.park(consumer, msg, f"{type(e).__name__}: {e}")
+        await msg.term()
+    except Exception as e:
+        if deliveries >= settings.max_deliver:
+            await dead_letters.park(consumer, msg, f"gave up after {deliveries}: {e!r}")
+            await msg.term()
+        else:
+            delay = retry_delay(settings, deliveries)
+            log.warning("handler failed, will retry", consumer=consumer, error=repr(e), delay=delay)
+            await msg.nak(delay=delay)
+    else:
+        await msg.ack()
+
+
+class Projection(Protocol):
+    """A read model fed from the log. ``apply`` must be idempotent for one event."""
+
+    name: str
+
+    async def apply(self, conn: asyncpg.Connection, stored: StoredEvent, event: Event) -> None: ...
+
+
+class OutOfOrder(Exception):
+    """A batch would skip a sequence: wait for the missing one instead of losing it."""
+
+
+async def project_batch(
+    pool: asyncpg.Pool,
+    projection: Projection,
+    msgs: list[Msg],
+    *,
+    dead_letters: DeadLetters,
+    settings: Settings,
+) -> int:
+    """Apply a batch of log messages and advance the checkpoint in one transaction, then
+    ack. Messages at or below the checkpoint are redeliveries and are skipped. Returns the
+    number of events applied."""
+    msgs = sorted(msgs, key=lambda m: m.metadata.sequence.stream)
+    retrying = max((m.metadata.num_delivered for m in msgs), default=1) > 1
+    applied = 0
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            last = await conn.fetchval(
+                """INSERT INTO projection_checkpoints (projection) VALUES ($1)
+                   ON CONFLICT (projection) DO UPDATE SET projection = EXCLUDED.projection
+                   RETURNING last_seq""",
+                projection.name,
+            )
+            for msg in msgs:
+                seq = msg.metadata.sequence.stream
+                if seq <= last:
+                    continue
+                if seq != last + 1:
+                    raise OutOfOrder(f"{projection.name}: at {last}, got {seq}")
+                await _apply_one(conn, projection, msg, retrying, dead_letters, settings)
+                applied += 1
+                last = seq
+            await conn.execute(
+                """UPDATE projection_checkpoints SET last_seq = $2, updated_at = now()
+                   WHERE projection = $1""",
+                projection.name,
+                last,
+            )
+    except Exception as e:
+        deliveries = msgs[0].metadata.num_delivered if msgs else 1
+        delay = 0.05 if isinstance(e, OutOfOrder) else retry_delay(settings, deliveries)
+        log.warning("projection batch failed", projection=projection.name, error=repr(e))
+        for msg in msgs:
+            await msg.nak(delay=delay)
+        return 0
+    for msg in msgs:
+        await msg.ack()
+    return applied
+
+
+async def _apply_one(
+    conn: asyncpg.Connection,
+    projection: Projection,
+    msg: Msg,
+    retrying: bool,
+    dead_letters: DeadLetters,
+    settings: Settings,
+) -> None:
+    try:
+        stored = StoredEvent.from_msg(msg)
+        event = decode(stored.envelope)
+    except PERMANENT_ERRORS as e:
+        await dead_letters.park(projection.name, msg, f"{type(e).__name__}: {e}")
+        return
+    if not retrying:
+        await projection.apply(conn, stored, event)
+        return
+    # On a retried batch, isolate each event so that one poison event can be parked
+    # after max_deliver attempts instead of blocking the projection for ever.
+    try:
+        async with conn.transaction():
+            await projection.apply(conn, stored, event)
+    except (asyncpg.PostgresConnectionError, OSError):
+        raise
+    except Exception as e:
+        if msg.metadata.num_delivered < settings.max_deliver:
+            raise
+        await dead_letters.park(projection.name, msg, f"gave up: {e!r}")

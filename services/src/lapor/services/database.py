@@ -1,0 +1,68 @@
+"""PostgreSQL: the connection pool and the SQL migrations every package ships.
+
+A package registers its migrations folder under the ``lapor.migrations`` entry point
+group; ``lapor migrate`` applies each file once, in name order, under an advisory lock
+so that several replicas starting together do not race.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from importlib.resources import files
+from importlib.resources.abc import Traversable
+
+import asyncpg
+import structlog
+
+log = structlog.get_logger(__name__)
+
+_MIGRATION_LOCK = 0x1A90_0001
+
+
+async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    return await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
+
+
+def discover_migrations() -> dict[str, list[Traversable]]:
+    """Package name -> its SQL files in order, from installed ``lapor.migrations`` entries."""
+    found: dict[str, list[Traversable]] = {}
+    for ep in sorted(entry_points(group="lapor.migrations"), key=lambda e: e.name):
+        folder = files(ep.value) / "migrations"
+        found[ep.name] = sorted(
+            (f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name
+        )
+    return found
+
+
+async def migrate(conn: asyncpg.Connection) -> list[str]:
+    """Apply every not yet applied migration; returns the names applied now."""
+    applied_now: list[str] = []
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+        await conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   package text NOT NULL, name text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now(),
+                   PRIMARY KEY (package, name))"""
+        )
+        done = {
+            (r["package"], r["name"])
+            for r in await conn.fetch("SELECT package, name FROM schema_migrations")
+        }
+        # The chassis first: every other package's tables may rely on its tables.
+        packages = discover_migrations()
+        order = sorted(packages, key=lambda p: (p != "services", p))
+        for package in order:
+            for sql_file in packages[package]:
+                if (package, sql_file.name) in done:
+                    continue
+                await conn.execute(sql_file.read_text())
+                await conn.execute(
+                    "INSERT INTO schema_migrations (package, name) VALUES ($1, $2)",
+                    package,
+                    sql_file.name,
+                )
+                applied_now.append(f"{package}/{sql_file.name}")
+    if applied_now:
+        log.info("migrations applied", applied=applied_now)
+    return applied_now

@@ -1,0 +1,48 @@
+"""Settings from environment variables (pydantic-settings).
+
+``NATS_URL`` and ``DATABASE_URL`` name the infrastructure; everything else has a
+``LAPOR_`` prefix. Unset URLs mean "start local infrastructure" (see ``infra``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lapor.shared.subjects import Subjects
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LAPOR_", extra="ignore")
+
+    nats_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("NATS_URL", "LAPOR_NATS_URL")
+    )
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "LAPOR_DATABASE_URL")
+    )
+    subject_root: str = Field(default="lapor", pattern=r"^[a-z][a-z0-9_]*$")
+    data_dir: Path = Path(".lapor")
+    infra: str = Field(
+        default="auto", pattern=r"^(auto|embedded|docker)$", description="Local infrastructure"
+    )
+
+    # The log stream. Production: 3 replicas; sync_interval: always is set in the server config.
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+    duplicate_window_seconds: float = Field(default=2 * 3600, gt=0)
+
+    publish_timeout_seconds: float = Field(default=3.0, gt=0)
+
+    # Consumers.
+    max_deliver: int = Field(default=6, ge=1, description="Deliveries before dead-lettering")
+    retry_base_delay_seconds: float = Field(default=1.0, gt=0)
+    projection_batch_size: int = Field(default=256, ge=1)
+
+    log_format: str = Field(default="auto", pattern=r"^(auto|json|console)$")
+    log_level: str = "INFO"
+
+    @property
+    def subjects(self) -> Subjects:
+        return Subjects(self.subject_root)

@@ -1,0 +1,80 @@
+"""pytest plugin: real NATS JetStream and PostgreSQL for the suite, isolated per test.
+
+One embedded nats-server and one PostgreSQL per test session (or the servers named by
+NATS_URL / DATABASE_URL, or Docker containers); each test gets its own subject root (so
+its own streams) and its own database, both removed afterwards.
+
+Tests that need them are marked ``connected``; the marker is added automatically to any
+test that uses the ``settings`` fixture.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import nats
+import pytest
+from fastapi import FastAPI
+
+from lapor.services.bootstrap import bootstrap
+from lapor.services.infra import Infrastructure, infrastructure, with_database
+from lapor.services.settings import Settings
+from lapor.services.topology import stream_configs
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infrastructure]:
+    data_dir: Path = tmp_path_factory.mktemp("infra")
+    with infrastructure(Settings(data_dir=data_dir)) as running:
+        yield running
+
+
+@pytest.fixture
+async def settings(infra: Infrastructure) -> AsyncIterator[Settings]:
+    """Settings for one test: a fresh subject root and database, bootstrapped."""
+    name = f"t{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(infra.database_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    test_settings = Settings(
+        nats_url=infra.nats_url,
+        database_url=with_database(infra.database_url, name),
+        subject_root=name,
+        retry_base_delay_seconds=0.1,
+        log_format="console",
+    )
+    await bootstrap(test_settings)
+    yield test_settings
+    nc = await nats.connect(infra.nats_url)
+    js = nc.jetstream()
+    for config in stream_configs(test_settings):
+        with contextlib.suppress(Exception):
+            await js.delete_stream(config.name)
+    await nc.close()
+    admin = await asyncpg.connect(infra.database_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run ``app``'s lifespan (broker, subscribers, pool) and talk to it over ASGI."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "settings" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.connected)

@@ -1,0 +1,85 @@
+"""Declares the JetStream streams: the one place that does (services never declare).
+
+FastStream would otherwise declare and update a stream at start-up, which a
+``deny_delete`` stream refuses; subscribers use ``JStream(name, declare=False)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import structlog
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+from lapor.services.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+DAY = 24 * 3600.0
+
+
+def stream_configs(settings: Settings) -> list[StreamConfig]:
+    s = settings.subjects
+    common = dict(
+        storage=StorageType.FILE,
+        retention=RetentionPolicy.LIMITS,
+        discard=DiscardPolicy.OLD,
+        num_replicas=settings.stream_replicas,
+        duplicate_window=settings.duplicate_window_seconds,
+    )
+    return [
+        # The source of truth: append-only, no age limit, nothing deleted or purged.
+        StreamConfig(
+            name=s.events_stream,
+            subjects=[s.all_events],
+            description="Complaint event log (source of truth)",
+            deny_delete=True,
+            deny_purge=True,
+            max_age=0,
+            allow_direct=True,
+            **common,
+        ),
+        # Derived, per-agency copies; rebuildable from the log, so not write-once.
+        StreamConfig(
+            name=s.agency_stream,
+            subjects=[s.all_agencies],
+            description="Per-agency topics, no reporter identity",
+            max_age=365 * DAY,
+            **common,
+        ),
+        # Reporter contact: kept out of the log so that it can be erased on request.
+        StreamConfig(
+            name=s.reporters_stream,
+            subjects=[s.all_reporters],
+            description="Reporter contact (personal data, erasable)",
+            **common,
+        ),
+        StreamConfig(
+            name=s.dead_letter_stream,
+            subjects=[s.all_dead_letters],
+            description="Messages a consumer could not process, for operators",
+            **common,
+        ),
+    ]
+
+
+_COMPARED = ("subjects", "storage", "deny_delete", "deny_purge", "max_age", "duplicate_window")
+
+
+async def declare_streams(js: JetStreamContext, settings: Settings) -> None:
+    """Create missing streams; update a stream whose settings drifted (fails loudly if the
+    server refuses, e.g. an attempt to lift ``deny_delete``)."""
+    for config in stream_configs(settings):
+        try:
+            info = await js.stream_info(config.name)
+        except NotFoundError:
+            await js.add_stream(config)
+            log.info("stream created", stream=config.name)
+            continue
+        current, wanted = asdict(info.config), asdict(config)
+        drift = {k: (current.get(k), wanted[k]) for k in _COMPARED if current.get(k) != wanted[k]}
+        if drift:
+            await js.update_stream(config)
+            log.warning("stream updated", stream=config.name, drift=drift)

@@ -1,0 +1,1 @@
+"""lapor.tracker"""
