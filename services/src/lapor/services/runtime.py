@@ -110,7 +110,10 @@ def create_service(
         try:
             yield
         finally:
-            await broker.stop()
+            try:
+                await broker.stop()
+            except Exception as e:  # a connection already closed must not hide the pool
+                log.warning("broker did not stop cleanly", error=repr(e))
             if runtime.pool is not None:
                 await runtime.pool.close()
             log.info("service stopped", service=name)
@@ -163,13 +166,7 @@ def _install_error_handling(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         # Field and reason only: the input is not echoed (it may hold personal data).
-        errors = [
-            {
-                "field": ".".join(str(p) for p in e["loc"] if p not in ("body", "header")),
-                "reason": e["msg"],
-            }
-            for e in exc.errors()
-        ]
+        errors = [{"field": _field(e["loc"]), "reason": e["msg"]} for e in exc.errors()]
         return JSONResponse({"detail": "invalid request", "errors": errors}, status_code=422)
 
     @app.exception_handler(Exception)
@@ -179,3 +176,9 @@ def _install_error_handling(app: FastAPI) -> None:
             {"detail": "internal error", "correlation_id": request.state.correlation_id},
             status_code=500,
         )
+
+
+def _field(loc: tuple) -> str:
+    """``("body", "location", "lat")`` -> ``location.lat``; the request part is dropped."""
+    parts = loc[1:] if loc and loc[0] in ("body", "header", "query", "path") else loc
+    return ".".join(str(p) for p in parts)

@@ -1,0 +1,126 @@
+"""Intake against a real NATS JetStream: what is accepted is in the log, and only that."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+
+import nats
+import pytest
+
+from lapor.intake.app import create_app
+from lapor.services.bootstrap import bootstrap
+from lapor.services.infra import embedded_nats
+from lapor.services.settings import Settings
+from lapor.services.testing import serving
+from lapor.shared.envelope import decode, parse
+from lapor.shared.events import ComplaintReceived, ReporterIdentified
+from lapor.shared.tracking import PATTERN
+
+COMPLAINT = {
+    "title": "Jalan berlubang di Jl. Tanjungpura",
+    "body": "Lubang besar di depan pasar sudah dua minggu, membahayakan pengendara motor.",
+    "category": "jalan",
+    "channel": "mobile_app",
+    "location": {"address": "Jl. Tanjungpura", "kecamatan": "Pontianak Selatan"},
+    "anonymous": True,
+    "reporter": {"name": "Siti Rahmawati", "phone": "+6281234567890"},
+}
+
+
+async def stream_messages(settings: Settings, stream: str) -> list[tuple[str, bytes]]:
+    """Every message in ``stream``, read straight from the server."""
+    nc = await nats.connect(settings.nats_url)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info(stream)
+        return [
+            ((m := await js.get_msg(stream, seq)).subject, m.data)
+            for seq in range(info.state.first_seq, info.state.last_seq + 1)
+            if info.state.messages
+        ]
+    finally:
+        await nc.close()
+
+
+async def test_accepted_complaint_is_in_the_log_without_reporter_identity(settings):
+    async with serving(create_app(settings)) as client:
+        r = await client.post("/complaints", json=COMPLAINT)
+    assert r.status_code == 202, r.text
+    tracking_id = r.json()["tracking_id"]
+    assert re.match(PATTERN, tracking_id)
+
+    log = await stream_messages(settings, settings.subjects.events_stream)
+    assert [s for s, _ in log] == [settings.subjects.complaint(tracking_id, "complaint.received")]
+    env = parse(log[0][1])
+    event = decode(env)
+    assert isinstance(event, ComplaintReceived)
+    assert event.title == COMPLAINT["title"] and event.anonymous
+    assert b"Siti" not in log[0][1] and b"+62812" not in log[0][1]
+
+    contacts = await stream_messages(settings, settings.subjects.reporters_stream)
+    assert len(contacts) == 1
+    contact = decode(parse(contacts[0][1]))
+    assert isinstance(contact, ReporterIdentified) and contact.name == "Siti Rahmawati"
+
+
+async def test_same_idempotency_key_twice_appends_one_event(settings):
+    headers = {"Idempotency-Key": "retry-test-0001"}
+    async with serving(create_app(settings)) as client:
+        first = await client.post("/complaints", json=COMPLAINT, headers=headers)
+        second = await client.post("/complaints", json=COMPLAINT, headers=headers)
+        other = await client.post("/complaints", json=COMPLAINT)
+    assert first.status_code == second.status_code == other.status_code == 202
+    assert first.json()["tracking_id"] == second.json()["tracking_id"]
+    assert other.json()["tracking_id"] != first.json()["tracking_id"]
+    assert len(await stream_messages(settings, settings.subjects.events_stream)) == 2
+    assert len(await stream_messages(settings, settings.subjects.reporters_stream)) == 2
+
+
+async def test_idempotency_key_reused_for_another_complaint_is_refused(settings):
+    headers = {"Idempotency-Key": "reused-key-0001"}
+    changed = {**COMPLAINT, "title": "Sampah menumpuk di TPS"}
+    async with serving(create_app(settings)) as client:
+        assert (await client.post("/complaints", json=COMPLAINT, headers=headers)).status_code == 202
+        r = await client.post("/complaints", json=changed, headers=headers)
+    assert r.status_code == 422
+    assert r.json()["errors"] == [
+        {"field": "Idempotency-Key", "reason": "already used for a different complaint"}
+    ]
+    assert len(await stream_messages(settings, settings.subjects.events_stream)) == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"title": "abc"}, "title"),
+        ({"body": ""}, "body"),
+        ({"report_type": "gossip"}, "report_type"),
+        ({"category": "Jalan Rusak!"}, "category"),
+        ({"location": {"lat": 120, "lon": 109.3}}, "location.lat"),
+        ({"reporter": {"email": "not-an-email"}}, "reporter.email"),
+        ({"unexpected": 1}, "unexpected"),
+    ],
+)
+async def test_invalid_input_names_the_field_and_appends_nothing(settings, change, field):
+    async with serving(create_app(settings)) as client:
+        r = await client.post("/complaints", json={**COMPLAINT, **change})
+    assert r.status_code == 422
+    body = r.json()
+    assert field in [e["field"] for e in body["errors"]], body
+    assert all(e["reason"] for e in body["errors"])
+    assert await stream_messages(settings, settings.subjects.events_stream) == []
+
+
+async def test_nats_unavailable_answers_503_never_202(settings, tmp_path):
+    # A server of its own, so that stopping it does not disturb other tests.
+    with contextlib.ExitStack() as server:
+        url = server.enter_context(embedded_nats(tmp_path / "nats"))
+        own = settings.model_copy(update={"nats_url": url, "publish_timeout_seconds": 1.0})
+        await bootstrap(own)
+        async with serving(create_app(own)) as client:
+            assert (await client.post("/complaints", json=COMPLAINT)).status_code == 202
+            server.close()  # stops nats-server
+            r = await client.post("/complaints", json=COMPLAINT)
+    assert r.status_code == 503
+    assert "nothing was recorded" in r.json()["detail"]
