@@ -81,7 +81,9 @@ async def test_idempotency_key_reused_for_another_complaint_is_refused(settings)
     headers = {"Idempotency-Key": "reused-key-0001"}
     changed = {**COMPLAINT, "title": "Sampah menumpuk di TPS"}
     async with serving(create_app(settings)) as client:
-        assert (await client.post("/complaints", json=COMPLAINT, headers=headers)).status_code == 202
+        assert (
+            await client.post("/complaints", json=COMPLAINT, headers=headers)
+        ).status_code == 202
         r = await client.post("/complaints", json=changed, headers=headers)
     assert r.status_code == 422
     assert r.json()["errors"] == [

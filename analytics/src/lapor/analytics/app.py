@@ -6,7 +6,6 @@ from fastapi import FastAPI
 
 from lapor.analytics.api import router
 from lapor.analytics.read_model import CompletionProjection
-from lapor.services.projections import subscribe_projection
 from lapor.services.runtime import create_service
 from lapor.services.settings import Settings
 
@@ -16,6 +15,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "analytics",
         settings or Settings(),
         routers=[router],
-        subscribers=lambda rt: subscribe_projection(rt, CompletionProjection()),
+        projections=[CompletionProjection()],
         description="Completion metrics per OPD, from the event log.",
     )

@@ -22,10 +22,11 @@ from fastapi.responses import JSONResponse
 from faststream.nats import NatsBroker
 from nats.js import JetStreamContext
 
-from lapor.services.consumers import DeadLetters
+from lapor.services.consumers import DeadLetters, Projection
 from lapor.services.database import create_pool
 from lapor.services.eventstore import EventStore
 from lapor.services.logging import configure_logging
+from lapor.services.projections import ProjectionWorker
 from lapor.services.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -88,6 +89,7 @@ def create_service(
     *,
     routers: Sequence[APIRouter] = (),
     subscribers: Callable[[Runtime], None] | None = None,
+    projections: Sequence[Projection] = (),
     database: bool = True,
     description: str = "",
 ) -> FastAPI:
@@ -106,10 +108,15 @@ def create_service(
         if subscribers is not None:
             subscribers(runtime)
         await broker.start()
+        workers = [ProjectionWorker(runtime, p) for p in projections]
+        for worker in workers:
+            await worker.start()
         log.info("service started", service=name)
         try:
             yield
         finally:
+            for worker in workers:
+                await worker.stop()
             try:
                 await broker.stop()
             except Exception as e:  # a connection already closed must not hide the pool

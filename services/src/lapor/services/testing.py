@@ -10,6 +10,7 @@ test that uses the ``settings`` fixture.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -78,3 +79,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "settings" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.connected)
+
+
+async def eventually(probe, timeout: float = 15.0, interval: float = 0.05):  # noqa: ANN001, ANN201
+    """Await ``probe()`` until it returns something truthy (read models are eventually
+    consistent); fail with its last answer after ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await probe()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not reached within {timeout}s; last: {result!r}")
+        await asyncio.sleep(interval)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from lapor.services.projections import subscribe_projection
 from lapor.services.runtime import create_service
 from lapor.services.settings import Settings
 from lapor.tracker.api import router
@@ -16,6 +15,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "tracker",
         settings or Settings(),
         routers=[router],
-        subscribers=lambda rt: subscribe_projection(rt, StatusProjection()),
+        projections=[StatusProjection()],
         description="Complaint status and history; the agency's follow-up and resolution.",
     )
