@@ -81,7 +81,7 @@ async def forget_consumer(settings: Settings) -> None:
 
 
 async def test_projection_applied_twice_gives_the_same_rows(settings):
-    ids, last_seq = await seed(settings)
+    _, last_seq = await seed(settings)
     complaints, history, _ = await run_until_caught_up(settings, last_seq)
     assert [c["status"] for c in complaints] == ["in_progress"] * 3, (complaints, history, _)
     assert len(history) == 9

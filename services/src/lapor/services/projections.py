@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import TYPE_CHECKING
 
 import nats.errors
 import structlog
 from nats.js import JetStreamContext
+
+if TYPE_CHECKING:
+    from lapor.services.runtime import Runtime
 
 from lapor.services.consumers import Projection, consumer_config, project_batch
 
@@ -30,7 +34,7 @@ class ProjectionWorker:
     to skip a sequence. Run one worker per projection (replicas would race on order).
     """
 
-    def __init__(self, runtime, projection: Projection) -> None:  # noqa: ANN001 - Runtime
+    def __init__(self, runtime: Runtime, projection: Projection) -> None:
         self.runtime = runtime
         self.projection = projection
         self._task: asyncio.Task[None] | None = None

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
 import httpx
@@ -26,6 +27,8 @@ from lapor.services.bootstrap import bootstrap
 from lapor.services.infra import Infrastructure, infrastructure, with_database
 from lapor.services.settings import Settings
 from lapor.services.topology import stream_configs
+
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="session")
@@ -81,14 +84,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.connected)
 
 
-async def eventually(probe, timeout: float = 15.0, interval: float = 0.05):  # noqa: ANN001, ANN201
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], within: float = 15.0, interval: float = 0.05
+) -> T:
     """Await ``probe()`` until it returns something truthy (read models are eventually
-    consistent); fail with its last answer after ``timeout`` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    consistent); fail with its last answer after ``within`` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         result = await probe()
         if result:
             return result
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not reached within {timeout}s; last: {result!r}")
+            raise AssertionError(f"not reached within {within}s; last: {result!r}")
         await asyncio.sleep(interval)
