@@ -96,6 +96,10 @@ def run_local(settings: Settings, names: list[str], host: str) -> int:
     """Start (or use) NATS and PostgreSQL, migrate, and run each service in its own process,
     as they would run in production. Ctrl-C stops everything."""
     names = names or [n for n in PORTS if n in service_factories()]
+    # Ctrl-C or a TERM from a process manager: both stop everything in order. (A shell that
+    # starts us in the background may have set SIGINT to "ignore"; take it back.)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     with infrastructure(settings) as infra:
         settings = _with_urls(settings, infra)
         asyncio.run(bootstrap(settings))
@@ -157,7 +161,7 @@ def _wait_ready(host: str, names: list[str], procs: dict, timeout: float = 60) -
 def _stop(procs) -> None:
     for p in procs:
         if p.poll() is None:
-            p.send_signal(signal.SIGINT)
+            p.terminate()  # uvicorn shuts down gracefully on TERM
     for p in procs:
         try:
             p.wait(10)
@@ -165,5 +169,13 @@ def _stop(procs) -> None:
             p.kill()
 
 
+def run() -> None:
+    """Console entry point: errors a user can act on are one line, not a traceback."""
+    try:
+        sys.exit(main())
+    except (RuntimeError, TimeoutError, ValueError) as e:
+        sys.exit(f"lapor: {e}")
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

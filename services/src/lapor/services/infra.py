@@ -11,6 +11,8 @@ Both ways 2 and 3 start real servers; nothing here is a fake.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import shutil
 import socket
 import subprocess
@@ -51,6 +53,8 @@ def infrastructure(settings: Settings) -> Iterator[Infrastructure]:
             )
             kind = "docker" if use_docker else "embedded"
             data = settings.data_dir.resolve()
+            if not use_docker:
+                stack.enter_context(exclusive(data))
             if nats_url is None:
                 nats_url = stack.enter_context(
                     docker_nats() if use_docker else embedded_nats(data / "nats")
@@ -129,6 +133,7 @@ def embedded_postgres(pgdata: Path) -> Iterator[str]:
     import pgserver
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    _forget_dead_handles(pgdata)
     server = pgserver.get_server(pgdata, cleanup_mode="stop")
     try:
         uri = server.get_uri()
@@ -136,6 +141,31 @@ def embedded_postgres(pgdata: Path) -> Iterator[str]:
         yield uri
     finally:
         server.cleanup()
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    """pgserver stops PostgreSQL when the last process holding a handle exits, and keeps
+    those processes' pids in a file. A run that was killed leaves its pid there, and the
+    server would then never be stopped again; drop the pids of processes that are gone."""
+    import psutil
+
+    handles = pgdata / ".handle_pids.json"
+    if handles.exists():
+        pids = json.loads(handles.read_text() or "[]")
+        handles.write_text(json.dumps([p for p in pids if psutil.pid_exists(p)]))
+
+
+@contextlib.contextmanager
+def exclusive(data_dir: Path) -> Iterator[None]:
+    """One local system per data folder: a second ``lapor run`` on it is refused rather
+    than starting a second nats-server on the same JetStream store."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with (data_dir / ".lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"{data_dir} is in use by another lapor process") from None
+        yield
 
 
 @contextlib.contextmanager

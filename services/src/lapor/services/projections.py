@@ -38,6 +38,8 @@ class ProjectionWorker:
         self.runtime = runtime
         self.projection = projection
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._sub: JetStreamContext.PullSubscription | None = None
 
     @property
     def durable(self) -> str:
@@ -55,17 +57,26 @@ class ProjectionWorker:
                 self.durable, subjects.all_events, rt.settings, max_ack_pending=size
             ),
         )
+        self._sub = sub
         self._task = asyncio.create_task(self._run(sub, size), name=f"projection {self.durable}")
 
     async def stop(self) -> None:
+        # nats-py may turn a cancelled fetch into its own TimeoutError, which the loop
+        # treats as a quiet log; the flag makes the loop end whatever the fetch raises.
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._sub is not None:
+            # Unsubscribe now: draining the connection later would wait for ever on
+            # fetched-but-unread items in this subscription's queue.
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
 
     async def _run(self, sub: JetStreamContext.PullSubscription, size: int) -> None:
         rt = self.runtime
-        while True:
+        while not self._stopping:
             try:
                 msgs = await sub.fetch(batch=size, timeout=FETCH_WAIT_SECONDS)
             except nats.errors.TimeoutError:

@@ -79,7 +79,12 @@ async def declare_streams(js: JetStreamContext, settings: Settings) -> None:
             log.info("stream created", stream=config.name)
             continue
         current, wanted = asdict(info.config), asdict(config)
-        drift = {k: (current.get(k), wanted[k]) for k in _COMPARED if current.get(k) != wanted[k]}
+        # The server reports "no limit" as 0 where the client sent None.
+        drift = {
+            k: (current.get(k), wanted[k])
+            for k in _COMPARED
+            if (current.get(k) or None) != (wanted[k] or None)
+        }
         if drift:
             await js.update_stream(config)
             log.warning("stream updated", stream=config.name, drift=drift)
