@@ -77,7 +77,8 @@ RESOLUTIONS_BY_CATEGORY: dict[str, str] = {
     "Kami akan memantau lokasi saat hujan berikutnya.",
     "sampah": "Sampah sudah diangkut seluruhnya dan jadwal pengangkutan di lokasi ditambah "
     "menjadi setiap hari.",
-    "penerangan_jalan_umum": "Lampu penerangan jalan sudah diganti dan menyala kembali sejak tadi malam.",
+    "penerangan_jalan_umum": "Lampu penerangan jalan sudah diganti dan menyala kembali sejak "
+    "tadi malam.",
     "penerangan_lingkungan": "Lampu penerangan lingkungan sudah diperbaiki dan seluruh titik "
     "menyala kembali.",
     "air_minum": "Gangguan disebabkan kebocoran pipa distribusi; pipa sudah diperbaiki dan "
@@ -86,8 +87,8 @@ RESOLUTIONS_BY_CATEGORY: dict[str, str] = {
     "lintas sudah diperbaiki.",
     "parkir": "Juru parkir liar sudah ditertibkan; di lokasi kini hanya juru parkir resmi "
     "berompi yang wajib memberikan karcis.",
-    "pedagang_kaki_lima": "Satpol PP bersama kelurahan sudah menata pedagang; lapak dipindahkan dari trotoar "
-    "dan akses gang kembali terbuka.",
+    "pedagang_kaki_lima": "Satpol PP bersama kelurahan sudah menata pedagang; lapak dipindahkan "
+    "dari trotoar dan akses gang kembali terbuka.",
     "ketertiban_umum": "Patroli gabungan dijadwalkan setiap malam minggu di lokasi dan beberapa "
     "kendaraan berknalpot tidak standar sudah ditindak.",
     "bencana": "Tim reaksi cepat sudah mengevakuasi warga rentan dan menyalurkan bantuan "
