@@ -25,6 +25,7 @@ from lapor.shared.events import ComplaintAssigned, ComplaintReceived, ComplaintR
 log = structlog.get_logger(__name__)
 
 CONSUMER = "router"
+APPEND_ATTEMPTS = 5
 
 
 async def route_complaint(
@@ -41,7 +42,7 @@ async def route_complaint(
         event_id=derived_event_id(stored.envelope.event_id, "routed"),
     )
     expected = stored.seq
-    while True:
+    for _ in range(APPEND_ATTEMPTS):
         try:
             await store.append(env, expected_last_seq=expected)
             log.info("complaint routed", opd=decision.opd, rule=decision.rule)
@@ -52,6 +53,8 @@ async def route_complaint(
                 log.info("routing already in the log (redelivery)")
                 break
             expected = history[-1].seq  # something else was appended meanwhile
+    else:
+        raise RuntimeError(f"could not append the routing after {APPEND_ATTEMPTS} attempts")
     await notify_agency(store, received, routed, env.complaint_id, env.event_id)
     return routed
 

@@ -26,3 +26,6 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
+    # FastStream logs through the standard library; its per-message and lifecycle lines
+    # are noise next to the services' own structured log.
+    logging.getLogger("faststream").setLevel(logging.WARNING)

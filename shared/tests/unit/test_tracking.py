@@ -1,0 +1,36 @@
+import re
+
+from lapor.shared.subjects import Subjects
+from lapor.shared.tracking import PATTERN, new_tracking_id, normalise, tracking_id_for
+
+
+def test_new_ids_are_readable_and_distinct():
+    ids = {new_tracking_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    for tracking_id in ids:
+        assert re.match(PATTERN, tracking_id)
+        assert not set(tracking_id) & set("ILOU")
+
+
+def test_ids_from_a_key_are_stable_per_attempt():
+    assert tracking_id_for("key-1") == tracking_id_for("key-1")
+    assert tracking_id_for("key-1") != tracking_id_for("key-2")
+    assert tracking_id_for("key-1", 0) != tracking_id_for("key-1", 1)
+    assert re.match(PATTERN, tracking_id_for("key-1", 3))
+
+
+def test_what_a_person_types_is_normalised():
+    assert normalise(" 7k3mq 9x2ab ") == "7K3MQ-9X2AB"
+    assert normalise("7K3MQ-9X2AO") == "7K3MQ-9X2A0"
+    assert normalise("too short") == "too short"
+
+
+def test_subjects_of_one_root_never_meet_another():
+    a, b = Subjects("lapor"), Subjects("t123")
+    assert a.events_stream == "LAPOR_EVENTS" and b.events_stream == "T123_EVENTS"
+    assert a.complaint("7K3MQ-9X2AB", "complaint.routed") == (
+        "lapor.complaint.7K3MQ-9X2AB.complaint.routed"
+    )
+    assert a.complaint_all("7K3MQ-9X2AB") == "lapor.complaint.7K3MQ-9X2AB.>"
+    assert a.agency_all("dpupr") == "lapor.agency.dpupr.>"
+    assert not b.all_events.startswith("lapor.")
