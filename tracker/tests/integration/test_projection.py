@@ -120,6 +120,8 @@ async def test_follow_up_is_appended_and_projected(settings):
         )
         assert other.status_code == 404
         assert (await client.get("/complaints/not-an-id")).status_code == 422
+        typed = ids[0].lower().replace("-", " ")
+        assert (await client.get(f"/complaints/{typed}")).json()["tracking_id"] == ids[0]
     nc = await nats.connect(settings.nats_url)
     info = await nc.jetstream().stream_info(settings.subjects.events_stream)
     await nc.close()

@@ -7,10 +7,12 @@ both succeed and a lagging read model cannot mislead a decision.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -19,6 +21,7 @@ from lapor.services.runtime import Runtime, correlation_uuid, runtime_of
 from lapor.shared.envelope import Event, decode, envelope
 from lapor.shared.events import OPD_CODE
 from lapor.shared.tracking import PATTERN as TRACKING_ID
+from lapor.shared.tracking import normalise
 from lapor.tracker import domain
 from lapor.tracker.domain import ComplaintState, NotAllowed, NotFound, Status
 from lapor.tracker.read_model import complaint_view
@@ -52,8 +55,21 @@ class ComplaintStatus(BaseModel):
 
 @router.get("/complaints/{tracking_id}", response_model=ComplaintStatus)
 async def get_complaint(
-    tracking_id: TrackingId, rt: Annotated[Runtime, Depends(runtime_of)]
+    tracking_id: Annotated[str, Path(max_length=20, description="As typed, e.g. 7k3mq 9x2ab")],
+    rt: Annotated[Runtime, Depends(runtime_of)],
 ) -> ComplaintStatus:
+    """Cek status: the public status and history of one complaint."""
+    tracking_id = normalise(tracking_id)
+    if not re.match(TRACKING_ID, tracking_id):
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("path", "tracking_id"),
+                    "msg": "not a tracking ID (ten letters and digits, e.g. 7K3MQ-9X2AB)",
+                    "type": "value_error",
+                }
+            ]
+        )
     view = await complaint_view(rt.db, tracking_id)
     if view is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no complaint with this tracking ID yet")
