@@ -6,7 +6,7 @@ any of these: it travels as ``ReporterIdentified`` in a stream no agency can rea
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
@@ -96,6 +96,87 @@ class ComplaintRouted(Event):
     reason: str = Field(description="Why, in words an operator can read")
     confidence: float = Field(ge=0, le=1)
     rules_version: str
+    excluded: list[str] = Field(
+        default_factory=list,
+        description="OPDs that declared 'not our authority' and were not considered again",
+    )
+    level: str | None = Field(default=None, description="Level of government of the OPD")
+
+
+class Actor(BaseModel):
+    """Who did something: a role and, for agency officers, their unit."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role: str = Field(pattern=r"^(admin|agency|reporter|system)$")
+    opd: str | None = Field(default=None, pattern=OPD_CODE)
+    name: str | None = Field(default=None, max_length=200)
+
+
+@register
+class ComplaintDisposed(Event):
+    """Verified and disposed to the unit that is to act (verifikasi, disposisi)."""
+
+    TYPE = "complaint.disposed"
+
+    opd: str = Field(pattern=OPD_CODE)
+    opd_name: str
+    by: Actor
+    automatic: bool = Field(description="Disposed by policy from a confident proposal")
+
+
+class ArchiveReason(StrEnum):
+    """Why a report is archived (arsipkan); out-of-scope reasons point elsewhere."""
+
+    WRONG_FORMAT = "wrong_format"
+    TOO_GENERAL = "too_general"
+    NOT_PUBLIC_SERVICE = "not_public_service"
+    DUPLICATE = "duplicate"
+    ABUSIVE = "abusive"
+    LEGAL_DISPUTE = "legal_dispute"
+    CRIMINAL_REPORT = "criminal_report"
+    CORRUPTION_CASE = "corruption_case"
+
+
+@register
+class ComplaintArchived(Event):
+    """Arsip: closed without follow-up, with a reason the citizen is told."""
+
+    TYPE = "complaint.archived"
+
+    reason: ArchiveReason
+    note: str | None = Field(default=None, max_length=2000)
+    by: Actor
+
+
+@register
+class ComplaintPutOnHold(Event):
+    """Tunda: waiting (e.g. for more information); the deadline clock stops."""
+
+    TYPE = "complaint.put_on_hold"
+
+    reason: str = Field(min_length=1, max_length=2000)
+    by: Actor
+
+
+@register
+class ComplaintResumed(Event):
+    """Off hold; the deadline clock runs again."""
+
+    TYPE = "complaint.resumed"
+
+    by: Actor
+
+
+@register
+class AuthorityDeclined(Event):
+    """Bukan Wewenang: the unit is not authorized; the complaint goes back to routing."""
+
+    TYPE = "complaint.authority_declined"
+
+    opd: str = Field(pattern=OPD_CODE)
+    reason: str = Field(min_length=1, max_length=2000)
+    by: Actor
 
 
 @register
@@ -118,6 +199,73 @@ class ComplaintResolved(Event):
     opd: str = Field(pattern=OPD_CODE)
     resolution: str = Field(min_length=1, max_length=4000)
     officer: str | None = Field(default=None, max_length=200)
+
+
+@register
+class ReporterReplied(Event):
+    """The reporter answered the follow-up (tanggapan pelapor)."""
+
+    TYPE = "complaint.reporter_replied"
+
+    message: str = Field(min_length=1, max_length=4000)
+
+
+@register
+class ComplaintRated(Event):
+    """The reporter rated the answer (penilaian), 1 to 5 stars."""
+
+    TYPE = "complaint.rated"
+
+    stars: int = Field(ge=1, le=5)
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+@register
+class ComplaintReopened(Event):
+    """The reporter is not satisfied: back to the unit."""
+
+    TYPE = "complaint.reopened"
+
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+@register
+class ComplaintClosed(Event):
+    """Selesai: confirmed by the reporter, or closed after the reply period ran out."""
+
+    TYPE = "complaint.closed"
+
+    reason: str = Field(pattern=r"^(confirmed_by_reporter|no_reply)$")
+    by: Actor
+
+
+class DeadlineStep(StrEnum):
+    DISPOSITION = "disposition"
+    FIRST_FOLLOW_UP = "first_follow_up"
+    REPORTER_REPLY = "reporter_reply"
+
+
+@register
+class DeadlineWarned(Event):
+    """A deadline is near."""
+
+    TYPE = "complaint.deadline_warned"
+
+    step: DeadlineStep
+    due_at: datetime
+    opd: str | None = Field(default=None, pattern=OPD_CODE)
+
+
+@register
+class DeadlineBreached(Event):
+    """A deadline passed; the complaint is escalated to the coordinating admin."""
+
+    TYPE = "complaint.deadline_breached"
+
+    step: DeadlineStep
+    due_at: datetime
+    opd: str | None = Field(default=None, pattern=OPD_CODE)
+    escalated_to: str = Field(pattern=OPD_CODE)
 
 
 class ReporterContact(BaseModel):
