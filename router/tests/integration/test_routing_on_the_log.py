@@ -4,6 +4,7 @@ ComplaintReceived is delivered, and each agency's topic carries its complaints o
 from __future__ import annotations
 
 import contextlib
+import uuid
 
 import nats
 
@@ -14,8 +15,15 @@ from lapor.router.handlers import route_complaint
 from lapor.services.eventstore import EventStore
 from lapor.services.settings import Settings
 from lapor.services.testing import eventually, serving
-from lapor.shared.envelope import decode, parse
-from lapor.shared.events import ComplaintAssigned, ComplaintReceived, ComplaintRouted
+from lapor.shared.envelope import decode, envelope, parse
+from lapor.shared.events import (
+    Actor,
+    AuthorityDeclined,
+    ComplaintAssigned,
+    ComplaintReceived,
+    ComplaintRouted,
+    FollowUpPosted,
+)
 
 ROAD = {
     "title": "Jalan berlubang di Jl. Tanjungpura",
@@ -59,17 +67,17 @@ async def test_redelivered_received_event_produces_one_routed_event(settings):
     assert isinstance(event, ComplaintReceived)
     table = RoutingTable.load()
     for _ in range(3):  # the same delivery, handled three times
-        await route_complaint(store, table, received, event)
+        await route_complaint(store, table, received, auto_dispose=0.8)
     history = await store.load(tracking_id)
     await nc.close()
-    assert [e.envelope.type for e in history] == ["complaint.received", "complaint.routed"]
+    assert [e.envelope.type for e in history] == [
+        "complaint.received",
+        "complaint.routed",
+        "complaint.disposed",
+    ]
     routed = decode(history[1].envelope)
     assert isinstance(routed, ComplaintRouted) and routed.opd == "dpupr"
     assert history[1].envelope.causation_id == received.envelope.event_id
-    copies = await read_all(
-        settings, settings.subjects.agency_stream, settings.subjects.agency_all("dpupr")
-    )
-    assert len(copies) == 1
 
 
 async def test_router_service_survives_a_restart_without_routing_twice(settings):
@@ -82,14 +90,14 @@ async def test_router_service_survives_a_restart_without_routing_twice(settings)
     for _ in range(2):  # second start: a new process reading the same durable consumer
         async with serving(router_app(settings)):
             for tracking_id in ids:
-                await eventually(lambda tid=tracking_id: store.last(tid, "complaint.routed"))
+                await eventually(lambda tid=tracking_id: store.last(tid, "complaint.disposed"))
     # Forget the consumer's acknowledgements: everything is delivered again.
     await nc.jetstream().delete_consumer(settings.subjects.events_stream, "router")
     async with serving(router_app(settings)):
         await eventually(lambda: _consumer_done(nc, settings), within=10)
     for tracking_id in ids:
         types = [e.envelope.type for e in await store.load(tracking_id)]
-        assert types == ["complaint.received", "complaint.routed"]
+        assert types == ["complaint.received", "complaint.routed", "complaint.disposed"]
     await nc.close()
 
 
@@ -120,3 +128,38 @@ async def test_agency_topic_carries_only_its_complaints_and_no_identity(settings
         assert isinstance(copy, ComplaintAssigned)
         for secret in (b"Siti", b"Budi", b"+62813", b"+62812", b"example.com"):
             assert secret not in data
+
+
+async def test_agency_topic_follows_the_complaint_in_order_and_loses_it_on_decline(settings):
+    officer = Actor(role="agency", opd="dpupr")
+    async with contextlib.AsyncExitStack() as stack:
+        intake = await stack.enter_async_context(serving(intake_app(settings)))
+        await stack.enter_async_context(serving(router_app(settings)))
+        road = (await intake.post("/complaints", json=ROAD)).json()["tracking_id"]
+        nc = await nats.connect(settings.nats_url)
+        store = EventStore(nc.jetstream(), settings.subjects)
+        await eventually(lambda: store.last(road, "complaint.disposed"))
+        for event in (
+            FollowUpPosted(opd="dpupr", message="Tim sudah meninjau lokasi"),
+            AuthorityDeclined(opd="dpupr", reason="Ini jalan provinsi", by=officer),
+        ):
+            last = await store.last(road)
+            env = envelope(event, complaint_id=road, correlation_id=uuid.uuid4())
+            await store.append(env, expected_last_seq=last.seq)
+        subjects = settings.subjects
+
+        async def copies(opd: str, n: int):
+            found = await read_all(settings, subjects.agency_stream, subjects.agency_all(opd))
+            return found if len(found) >= n else None
+
+        dpupr = await eventually(lambda: copies("dpupr", 3))
+        province = await eventually(lambda: copies("pemprov_kalbar", 1))
+        await nc.close()
+
+    assert [parse(data).type for _, data in dpupr] == [
+        "agency.complaint_assigned",
+        "complaint.followed_up",
+        "complaint.authority_declined",
+    ]
+    assert [parse(data).type for _, data in province] == ["agency.complaint_assigned"]
+    assert all(parse(data).complaint_id == road for _, data in dpupr + province)

@@ -56,13 +56,13 @@ async def test_poison_message_is_parked_and_the_rest_flow_on(settings):
 
         await eventually(routed)
 
-        async def parked_twice():
+        async def parked_by_each_consumer():
             letters = await dead_letters(settings)
-            return letters if len(letters) == 2 else None
+            return letters if len(letters) == 3 else None
 
-        letters = await eventually(parked_twice)
+        letters = await eventually(parked_by_each_consumer)
     consumers = sorted(m.headers["Lapor-Consumer"] for m in letters)
-    assert consumers == ["router", "tracker.status"]
+    assert consumers == ["agency_fanout", "router", "tracker.status"]
     for letter in letters:
         assert letter.data == b"{not json"
         assert letter.headers["Lapor-Original-Sequence"] == "1"
@@ -72,6 +72,7 @@ async def test_poison_message_is_parked_and_the_rest_flow_on(settings):
     assert [e.envelope.type for e in await store.load(tracking_id)] == [
         "complaint.received",
         "complaint.routed",
+        "complaint.disposed",
     ]
     await nc.close()
 

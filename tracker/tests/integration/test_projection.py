@@ -3,6 +3,7 @@ redelivery and replay, and agency actions appended with optimistic concurrency."
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import asyncpg
@@ -10,18 +11,26 @@ import nats
 
 from lapor.services.eventstore import EventStore
 from lapor.services.settings import Settings
-from lapor.services.testing import eventually, serving
+from lapor.services.testing import bearer, eventually, serving
 from lapor.shared.envelope import envelope
-from lapor.shared.events import ComplaintReceived, ComplaintRouted, FollowUpPosted
+from lapor.shared.events import (
+    Actor,
+    ComplaintDisposed,
+    ComplaintReceived,
+    ComplaintRouted,
+    FollowUpPosted,
+)
 from lapor.shared.tracking import new_tracking_id
 from lapor.tracker.app import create_app
 from lapor.tracker.read_model import StatusProjection
 
 DURABLE = StatusProjection.name.replace(".", "_")
+ADMIN = Actor(role="admin")
 
 
 async def seed(settings: Settings, complaints: int = 3) -> tuple[list[str], int]:
-    """Append received -> routed -> followed_up for each complaint; returns ids, last seq."""
+    """Append received -> routed -> disposed -> followed_up for each complaint; returns the
+    ids and the last sequence."""
     nc = await nats.connect(settings.nats_url)
     store = EventStore(nc.jetstream(), settings.subjects)
     ids, seq = [], 0
@@ -40,6 +49,7 @@ async def seed(settings: Settings, complaints: int = 3) -> tuple[list[str], int]
                 confidence=0.9,
                 rules_version="t",
             ),
+            ComplaintDisposed(opd="dpupr", opd_name="DPUPR", by=ADMIN, automatic=False),
             FollowUpPosted(opd="dpupr", message="Tim sudah meninjau lokasi"),
         ):
             last = seq = await store.append(
@@ -84,7 +94,7 @@ async def test_projection_applied_twice_gives_the_same_rows(settings):
     _, last_seq = await seed(settings)
     complaints, history, _ = await run_until_caught_up(settings, last_seq)
     assert [c["status"] for c in complaints] == ["in_progress"] * 3, (complaints, history, _)
-    assert len(history) == 9
+    assert len(history) == 12
 
     # Redelivery of everything: every event is at or below the checkpoint.
     await forget_consumer(settings)
@@ -102,23 +112,39 @@ async def test_follow_up_is_appended_and_projected(settings):
     ids, last_seq = await seed(settings, complaints=1)
     async with serving(create_app(settings)) as client:
         base = f"/agencies/dpupr/complaints/{ids[0]}"
-        r = await client.post(f"{base}/resolution", json={"resolution": "Sudah diperbaiki"})
+        officer = bearer(settings, "agency", "dpupr")
+        unauthenticated = await client.post(f"{base}/resolution", json={"resolution": "x"})
+        assert unauthenticated.status_code == 401
+        r = await client.post(
+            f"{base}/resolution", json={"resolution": "Sudah diperbaiki"}, headers=officer
+        )
         assert r.status_code == 202, r.text
 
         async def resolved():
             r = await client.get(f"/complaints/{ids[0]}")
-            return r.json() if r.status_code == 200 and r.json()["status"] == "resolved" else None
+            return r.json() if r.status_code == 200 and r.json()["status"] == "answered" else None
 
         body = await eventually(resolved)
         assert body["history"][-1]["note"] == "Sudah diperbaiki"
 
-        again = await client.post(f"{base}/resolution", json={"resolution": "lagi"})
+        again = await client.post(
+            f"{base}/resolution", json={"resolution": "lagi"}, headers=officer
+        )
         assert again.status_code == 409, again.text
-        assert again.json()["status"] == "resolved" and again.json()["allowed_actions"] == []
+        assert again.json()["status"] == "answered" and again.json()["allowed_actions"] == []
+        other_unit = bearer(settings, "agency", "dlh")
         other = await client.post(
-            f"/agencies/dlh/complaints/{ids[0]}/follow-ups", json={"message": "bukan kami"}
+            f"/agencies/dlh/complaints/{ids[0]}/follow-ups",
+            json={"message": "bukan kami"},
+            headers=other_unit,
         )
         assert other.status_code == 404
+        wrong_token = await client.post(
+            f"{base}/follow-ups", json={"message": "menyamar"}, headers=other_unit
+        )
+        assert wrong_token.status_code == 403
+        reporter_only = await client.post(f"/complaints/{ids[0]}/confirmation", headers=officer)
+        assert reporter_only.status_code == 403
         assert (await client.get("/complaints/not-an-id")).status_code == 422
         typed = ids[0].lower().replace("-", " ")
         assert (await client.get(f"/complaints/{typed}")).json()["tracking_id"] == ids[0]
@@ -126,3 +152,28 @@ async def test_follow_up_is_appended_and_projected(settings):
     info = await nc.jetstream().stream_info(settings.subjects.events_stream)
     await nc.close()
     assert info.state.messages == last_seq + 1  # the refused actions appended nothing
+
+
+async def test_racing_actions_on_one_complaint_exactly_one_wins(settings):
+    ids, last_seq = await seed(settings, complaints=1)
+    officer = bearer(settings, "agency", "dpupr")
+    base = f"/agencies/dpupr/complaints/{ids[0]}"
+    async with serving(create_app(settings)) as client:
+        answers = await asyncio.gather(
+            *(
+                client.post(
+                    f"{base}/resolution", json={"resolution": f"versi {i}"}, headers=officer
+                )
+                for i in range(4)
+            ),
+            *(
+                client.post(f"{base}/declination", json={"reason": f"alasan {i}"}, headers=officer)
+                for i in range(4)
+            ),
+        )
+    codes = sorted(r.status_code for r in answers)
+    assert codes == [202] + [409] * 7, [r.text for r in answers]
+    nc = await nats.connect(settings.nats_url)
+    info = await nc.jetstream().stream_info(settings.subjects.events_stream)
+    await nc.close()
+    assert info.state.messages == last_seq + 1

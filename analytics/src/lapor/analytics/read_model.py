@@ -7,12 +7,23 @@ import asyncpg
 from lapor.analytics.domain import Completion
 from lapor.services.eventstore import StoredEvent
 from lapor.shared.envelope import Event
-from lapor.shared.events import ComplaintReceived, ComplaintResolved, ComplaintRouted
+from lapor.shared.events import (
+    AuthorityDeclined,
+    ComplaintArchived,
+    ComplaintClosed,
+    ComplaintDisposed,
+    ComplaintReceived,
+    ComplaintReopened,
+)
 
 
 class CompletionProjection:
-    """Counts received and resolved complaints per OPD. A complaint counts for the OPD it
-    is currently disposed to; each statement is idempotent on its own."""
+    """Counts received and finished complaints per OPD.
+
+    A complaint counts for the OPD it is currently disposed to; it is finished when closed
+    (Selesai: confirmed by the reporter or no reply in time) and unfinished again when
+    reopened. Archived reports leave the base. Each statement is idempotent on its own.
+    """
 
     name = "analytics.completion"
 
@@ -26,25 +37,30 @@ class CompletionProjection:
                     complaint_id,
                     at,
                 )
-            case ComplaintRouted(opd=opd, opd_name=name):
+            case ComplaintDisposed(opd=opd, opd_name=name):
                 await conn.execute(
                     """INSERT INTO analytics.opds (opd, name) VALUES ($1, $2)
                        ON CONFLICT (opd) DO UPDATE SET name = EXCLUDED.name""",
                     opd,
                     name,
                 )
-                await conn.execute(
-                    "UPDATE analytics.complaints SET opd = $2 WHERE tracking_id = $1",
-                    complaint_id,
-                    opd,
-                )
-            case ComplaintResolved():
-                await conn.execute(
-                    """UPDATE analytics.complaints SET resolved_at = coalesce(resolved_at, $2)
-                       WHERE tracking_id = $1""",
-                    complaint_id,
-                    at,
-                )
+                await _set(conn, complaint_id, "opd = $2", opd)
+            case AuthorityDeclined():
+                await _set(conn, complaint_id, "opd = NULL")
+            case ComplaintClosed():
+                await _set(conn, complaint_id, "resolved_at = coalesce(resolved_at, $2)", at)
+            case ComplaintReopened():
+                await _set(conn, complaint_id, "resolved_at = NULL")
+            case ComplaintArchived():
+                await _set(conn, complaint_id, "archived_at = coalesce(archived_at, $2)", at)
+
+
+async def _set(conn: asyncpg.Connection, complaint_id: str, assignment: str, *args: object) -> None:
+    await conn.execute(
+        f"UPDATE analytics.complaints SET {assignment} WHERE tracking_id = $1",
+        complaint_id,
+        *args,
+    )
 
 
 async def completion_by_opd(
@@ -54,6 +70,7 @@ async def completion_by_opd(
     rows = await pool.fetch(
         """SELECT c.opd, o.name, count(*) AS received, count(c.resolved_at) AS resolved
            FROM analytics.complaints c LEFT JOIN analytics.opds o USING (opd)
+           WHERE c.archived_at IS NULL
            GROUP BY c.opd, o.name ORDER BY c.opd NULLS LAST"""
     )
     return [(r["opd"], r["name"], Completion(r["received"], r["resolved"])) for r in rows]

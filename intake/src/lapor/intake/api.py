@@ -10,9 +10,10 @@ import nats.errors
 import structlog
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from lapor.intake.domain import Submission, candidates, key_digest
+from lapor.services.auth import reporter_secret
 from lapor.services.eventstore import ConcurrencyError, EventStore
 from lapor.services.runtime import Runtime, correlation_uuid, runtime_of
 from lapor.shared.envelope import derived_event_id, envelope
@@ -29,6 +30,10 @@ class Accepted(BaseModel):
     tracking_id: str
     status: str = "received"
     track: str
+    reporter_secret: str | None = Field(
+        default=None,
+        description="Keep it: with the tracking ID it lets the reporter reply, rate and reopen",
+    )
 
 
 class KeyReused(Exception):
@@ -69,7 +74,12 @@ async def submit_complaint(
             "the complaint log is unavailable; nothing was recorded, please retry",
             headers={"Retry-After": "5"},
         ) from None
-    return Accepted(tracking_id=tracking_id, track=f"/complaints/{tracking_id}")
+    secret = rt.settings.auth_secret
+    return Accepted(
+        tracking_id=tracking_id,
+        track=f"/complaints/{tracking_id}",
+        reporter_secret=reporter_secret(secret.get_secret_value(), tracking_id) if secret else None,
+    )
 
 
 async def _append(

@@ -11,14 +11,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
 
+from lapor.services.auth import issue_token
 from lapor.services.bootstrap import bootstrap
 from lapor.services.infra import infrastructure
 from lapor.services.logging import configure_logging
@@ -49,13 +53,22 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=8080)
     sub.add_parser("migrate", help="declare streams and migrate PostgreSQL")
+    token = sub.add_parser("token", help="issue a token for the admin or an agency officer")
+    token.add_argument("role", choices=["admin", "agency"])
+    token.add_argument("opd", nargs="?", help="the officer's unit (for agency)")
+    token.add_argument("--name", help="the officer's name, recorded with their actions")
+    token.add_argument("--ttl", type=int, default=86400, help="seconds (default: a day)")
+    users = sub.add_parser(
+        "nats-users", help="write the NATS users and per-agency permissions, create consumers"
+    )
+    users.add_argument("output", type=Path, help="file for the authorization block (0600)")
     demo = sub.add_parser("demo", help="submit a demo batch to a running system")
     demo.add_argument("--intake", default=f"http://127.0.0.1:{PORTS['intake']}")
     demo.add_argument("--tracker", default=f"http://127.0.0.1:{PORTS['tracker']}")
     demo.add_argument("--analytics", default=f"http://127.0.0.1:{PORTS['analytics']}")
     args = parser.parse_args(argv)
 
-    settings = Settings()
+    settings = with_local_secret(Settings())
     configure_logging(settings.log_level, settings.log_format)
     match args.command:
         case "run":
@@ -67,11 +80,63 @@ def main(argv: list[str] | None = None) -> int:
                 applied = asyncio.run(bootstrap(_with_urls(settings, infra)))
                 print(f"streams declared; {len(applied)} SQL migration(s) applied")
             return 0
+        case "token":
+            assert settings.auth_secret is not None
+            secret = settings.auth_secret.get_secret_value()
+            print(issue_token(secret, args.role, args.opd, args.name, args.ttl))
+            return 0
+        case "nats-users":
+            with infrastructure(settings) as infra:
+                asyncio.run(nats_users(_with_urls(settings, infra), args.output))
+            return 0
         case "demo":
             from lapor.services.demo import main as demo_main
 
-            return demo_main(args.intake, args.tracker, args.analytics)
+            secret = settings.auth_secret.get_secret_value()
+            return demo_main(args.intake, args.tracker, args.analytics, secret)
     return 2
+
+
+def with_local_secret(settings: Settings) -> Settings:
+    """Without ``LAPOR_AUTH_SECRET``, a local system keeps a random one in its data folder,
+    so that ``lapor run``, ``lapor token`` and ``lapor demo`` agree on it."""
+    if settings.auth_secret is not None:
+        return settings
+    path = settings.data_dir / "auth_secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return settings.model_copy(update={"auth_secret": SecretStr(path.read_text().strip())})
+
+
+async def nats_users(settings: Settings, output: Path) -> None:
+    """Generate the users of every unit in the OPD registry (include the file from the
+    server configuration), print the passwords to hand out, and pre-create each agency's
+    consumer, so that an agency needs no permission to create one."""
+    import nats
+
+    from lapor.services import natsauth
+    from lapor.shared.registry import load_registry
+
+    registry, subjects = load_registry(), settings.subjects
+    passwords = natsauth.agency_passwords(registry)
+    service_password = secrets.token_urlsafe(24)
+    natsauth.write_private(
+        output,
+        natsauth.authorization_config(
+            registry, subjects, passwords, service_password=service_password
+        ),
+    )
+    nc = await nats.connect(settings.nats_url)
+    try:
+        created = await natsauth.create_agency_consumers(nc.jetstream(), registry, subjects)
+    finally:
+        await nc.close()
+    print(f"wrote {output}; {len(created)} agency consumers ready")
+    print(f"service user {natsauth.SERVICE_USER}: {service_password}")
+    for opd, password in sorted(passwords.items()):
+        print(f"{opd}: {password}  (connect with inbox_prefix {natsauth.inbox_prefix(opd)})")
 
 
 def _with_urls(settings: Settings, infra) -> Settings:
@@ -103,7 +168,12 @@ def run_local(settings: Settings, names: list[str], host: str) -> int:
     with infrastructure(settings) as infra:
         settings = _with_urls(settings, infra)
         asyncio.run(bootstrap(settings))
-        env = {**os.environ, "NATS_URL": infra.nats_url, "DATABASE_URL": infra.database_url}
+        env = {
+            **os.environ,
+            "NATS_URL": infra.nats_url,
+            "DATABASE_URL": infra.database_url,
+            "LAPOR_AUTH_SECRET": settings.auth_secret.get_secret_value(),
+        }
         procs = {
             name: subprocess.Popen(
                 [

@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 
 import httpx
 
+from lapor.services.auth import issue_token
+
 DATA_FILE = "demo_complaints.json"
 RESOLVE_SKIP_EVERY = 7
 """Every 7th complaint stays unresolved, so the completion rate is realistic, not 100%."""
@@ -125,6 +127,7 @@ class Submitted:
     index: int
     tracking_id: str
     item: dict[str, Any]
+    reporter_secret: str | None = None
 
 
 @dataclass(frozen=True)
@@ -138,11 +141,20 @@ class Routed:
 
 @dataclass(frozen=True)
 class Urls:
-    """Base URLs of the three services the demo talks to."""
+    """Base URLs of the three services the demo talks to, and the deployment's signing
+    secret, with which the demo acts as the coordinating admin and the officers."""
 
     intake: str
     tracker: str
     analytics: str
+    secret: str = ""
+
+    def as_admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {issue_token(self.secret, 'admin', name='Demo')}"}
+
+    def as_officer(self, opd: str, name: str) -> dict[str, str]:
+        token = issue_token(self.secret, "agency", opd, name=name)
+        return {"Authorization": f"Bearer {token}"}
 
 
 # --- data -------------------------------------------------------------------------------
@@ -280,7 +292,8 @@ async def submit_all(
             headers={"Idempotency-Key": f"demo-{index:03d}-{run_id}"},
         )
         expect(response, "intake", 202, 200)
-        return Submitted(index=index, tracking_id=response.json()["tracking_id"], item=item)
+        body = response.json()
+        return Submitted(index, body["tracking_id"], item, body.get("reporter_secret"))
 
     submitted = await bounded(list(enumerate(items)), submit)
     progress(f"submitted {len(submitted)}/{len(items)}")
@@ -295,7 +308,7 @@ async def routing_of(client: httpx.AsyncClient, urls: Urls, submitted: Submitted
     if response.status_code != 200:
         return None  # 404 until the tracker's projection has caught up
     view = response.json()
-    if view.get("status") == "received" or not view.get("opd"):
+    if view.get("status") != "disposed" or not view.get("opd"):
         return None
     return Routed(submitted=submitted, opd=view["opd"], opd_name=view.get("opd_name"))
 
@@ -308,6 +321,7 @@ async def wait_routed(
     routed: dict[str, Routed] = {}
     deadline = time.monotonic() + ROUTE_TIMEOUT
     while pending and time.monotonic() < deadline:
+        await dispose_proposals(client, urls)
         results = await bounded(pending.values(), lambda s: routing_of(client, urls, s))
         newly = [r for r in results if r is not None]
         for r in newly:
@@ -320,19 +334,40 @@ async def wait_routed(
     return sorted(routed.values(), key=lambda r: r.submitted.index)
 
 
+async def dispose_proposals(client: httpx.AsyncClient, urls: Urls) -> None:
+    """Act as the coordinating admin: verify what the router was not sure enough to
+    dispose by itself, accepting its proposal (or keeping it, when it has none)."""
+    response = await call(
+        client, "tracker", "GET", f"{urls.tracker}/admin/complaints", headers=urls.as_admin()
+    )
+    if response.status_code != 200:
+        return
+    for item in response.json()["items"]:
+        if item.get("proposed_opd"):
+            await call(
+                client,
+                "tracker",
+                "POST",
+                f"{urls.tracker}/complaints/{item['tracking_id']}/disposition",
+                json={"opd": item["proposed_opd"]},
+                headers=urls.as_admin(),
+            )
+
+
 async def handle(client: httpx.AsyncClient, urls: Urls, routed: Routed) -> bool:
     """Act as the OPD's liaison officer: post a follow-up, then resolve unless this is one
     the demo leaves open. Returns whether the complaint was resolved."""
     s = routed.submitted
     base = f"{urls.tracker}/agencies/{routed.opd}/complaints/{s.tracking_id}"
-    officer = officer_for(s.index)
+    officer = urls.as_officer(routed.opd, officer_for(s.index))
     response = await call_with_retry(
         client,
         "tracker",
         "POST",
         f"{base}/follow-ups",
         NOT_YET,
-        json={"message": follow_up_text(s.index, s.item), "officer": officer},
+        json={"message": follow_up_text(s.index, s.item)},
+        headers=officer,
     )
     expect(response, "tracker", 202, 200)
     if not should_resolve(s.index):
@@ -343,9 +378,25 @@ async def handle(client: httpx.AsyncClient, urls: Urls, routed: Routed) -> bool:
         "POST",
         f"{base}/resolution",
         NOT_YET,
-        json={"resolution": resolution_text(s.item), "officer": officer},
+        json={"resolution": resolution_text(s.item)},
+        headers=officer,
     )
     expect(response, "tracker", 202, 200)
+    return await confirm_as_reporter(client, urls, s)
+
+
+async def confirm_as_reporter(client: httpx.AsyncClient, urls: Urls, s: Submitted) -> bool:
+    """The reporter rates the answer and confirms: the complaint is finished (Selesai)."""
+    if s.reporter_secret is None:
+        return False
+    me = {"X-Reporter-Secret": s.reporter_secret}
+    base = f"{urls.tracker}/complaints/{s.tracking_id}"
+    stars = 5 - s.index % 3
+    for path, body in ((f"{base}/rating", {"stars": stars}), (f"{base}/confirmation", None)):
+        response = await call_with_retry(
+            client, "tracker", "POST", path, NOT_YET, json=body, headers=me
+        )
+        expect(response, "tracker", 202, 200)
     return True
 
 
@@ -505,12 +556,13 @@ def conclude(unrouted: int, metrics_complete: bool) -> int:
     return 1 if problems else 0
 
 
-def main(intake_url: str, tracker_url: str, analytics_url: str) -> int:
+def main(intake_url: str, tracker_url: str, analytics_url: str, secret: str) -> int:
     """Entry point for ``lapor demo``: run the demo against the given service URLs."""
     urls = Urls(
         intake=intake_url.rstrip("/"),
         tracker=tracker_url.rstrip("/"),
         analytics=analytics_url.rstrip("/"),
+        secret=secret,
     )
     try:
         return asyncio.run(run(urls))

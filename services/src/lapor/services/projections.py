@@ -1,4 +1,4 @@
-"""Feeding a read model from the whole log, batch by batch, in log order.
+"""Following the whole log in order: read models (projections) and ordered fan-outs.
 
 This uses nats-py's pull subscription directly rather than FastStream's batch subscriber:
 nats-py's ``fetch`` returns a partial batch as soon as messages are there (low latency when
@@ -10,46 +10,47 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import nats.errors
 import structlog
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+
+from lapor.services.consumers import Projection, consumer_config, project_batch
 
 if TYPE_CHECKING:
     from lapor.services.runtime import Runtime
-
-from lapor.services.consumers import Projection, consumer_config, project_batch
 
 log = structlog.get_logger(__name__)
 
 FETCH_WAIT_SECONDS = 2.0
 
+BatchHandler = Callable[[list[Msg]], Awaitable[object]]
 
-class ProjectionWorker:
-    """One durable consumer per projection, over every complaint event.
+
+class LogFollower:
+    """One durable pull consumer over every complaint event, handled batch by batch in
+    log order by ``handle`` (which acknowledges).
 
     Order matters, so no more than one batch may be unacknowledged (``max_ack_pending``):
-    a failed batch is redelivered before anything after it, and ``project_batch`` refuses
-    to skip a sequence. Run one worker per projection (replicas would race on order).
+    a batch that is not acknowledged is redelivered before anything after it. Run one
+    follower per durable (replicas would race on order).
     """
 
-    def __init__(self, runtime: Runtime, projection: Projection) -> None:
+    def __init__(self, runtime: Runtime, durable: str, handle: BatchHandler) -> None:
         self.runtime = runtime
-        self.projection = projection
+        self.durable = durable
+        self.handle = handle
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._sub: JetStreamContext.PullSubscription | None = None
 
-    @property
-    def durable(self) -> str:
-        return self.projection.name.replace(".", "_")
-
     async def start(self) -> None:
         rt = self.runtime
         subjects, size = rt.settings.subjects, rt.settings.projection_batch_size
-        js: JetStreamContext = rt.js
-        sub = await js.pull_subscribe(
+        self._sub = await rt.js.pull_subscribe(
             subjects.all_events,
             durable=self.durable,
             stream=subjects.events_stream,
@@ -57,8 +58,7 @@ class ProjectionWorker:
                 self.durable, subjects.all_events, rt.settings, max_ack_pending=size
             ),
         )
-        self._sub = sub
-        self._task = asyncio.create_task(self._run(sub, size), name=f"projection {self.durable}")
+        self._task = asyncio.create_task(self._run(self._sub, size), name=self.durable)
 
     async def stop(self) -> None:
         # nats-py may turn a cancelled fetch into its own TimeoutError, which the loop
@@ -75,16 +75,28 @@ class ProjectionWorker:
                 await self._sub.unsubscribe()
 
     async def _run(self, sub: JetStreamContext.PullSubscription, size: int) -> None:
-        rt = self.runtime
         while not self._stopping:
             try:
                 msgs = await sub.fetch(batch=size, timeout=FETCH_WAIT_SECONDS)
             except nats.errors.TimeoutError:
                 continue  # quiet log
             except Exception as e:  # connection trouble: wait, the client reconnects
-                log.warning("fetch failed", projection=self.projection.name, error=repr(e))
+                log.warning("fetch failed", durable=self.durable, error=repr(e))
                 await asyncio.sleep(1)
                 continue
-            await project_batch(
-                rt.db, self.projection, msgs, dead_letters=rt.dead_letters, settings=rt.settings
-            )
+            await self.handle(msgs)
+
+
+def projection_follower(runtime: Runtime, projection: Projection) -> LogFollower:
+    """A read model fed from the log, its checkpoint in the same transaction as its rows."""
+
+    async def handle(msgs: list[Msg]) -> int:
+        return await project_batch(
+            runtime.db,
+            projection,
+            msgs,
+            dead_letters=runtime.dead_letters,
+            settings=runtime.settings,
+        )
+
+    return LogFollower(runtime, projection.name.replace(".", "_"), handle)

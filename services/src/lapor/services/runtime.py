@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 import asyncpg
 import structlog
@@ -26,12 +27,20 @@ from lapor.services.consumers import DeadLetters, Projection
 from lapor.services.database import create_pool
 from lapor.services.eventstore import EventStore
 from lapor.services.logging import configure_logging
-from lapor.services.projections import ProjectionWorker
+from lapor.services.projections import projection_follower
 from lapor.services.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 CORRELATION_HEADER = "X-Correlation-Id"
+
+
+class Worker(Protocol):
+    """A background task of a service, started after the broker and stopped before it."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 @dataclass
@@ -90,6 +99,7 @@ def create_service(
     routers: Sequence[APIRouter] = (),
     subscribers: Callable[[Runtime], None] | None = None,
     projections: Sequence[Projection] = (),
+    workers: Sequence[Callable[[Runtime], Worker]] = (),
     database: bool = True,
     description: str = "",
 ) -> FastAPI:
@@ -108,14 +118,15 @@ def create_service(
         if subscribers is not None:
             subscribers(runtime)
         await broker.start()
-        workers = [ProjectionWorker(runtime, p) for p in projections]
-        for worker in workers:
+        running: list[Worker] = [projection_follower(runtime, p) for p in projections]
+        running += [make(runtime) for make in workers]
+        for worker in running:
             await worker.start()
         log.info("service started", service=name)
         try:
             yield
         finally:
-            for worker in workers:
+            for worker in running:
                 await worker.stop()
             try:
                 await broker.stop()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lapor.shared.subjects import Subjects
@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     # The log stream. Production: 3 replicas; sync_interval: always is set in the server config.
     stream_replicas: int = Field(default=1, ge=1, le=5)
     duplicate_window_seconds: float = Field(default=2 * 3600, gt=0)
+
+    auth_secret: SecretStr | None = Field(
+        default=None, description="Signs officer tokens and derives reporter secrets"
+    )
+    auto_dispose_confidence: float = Field(
+        default=0.8, ge=0, le=1.01, description="Proposals this confident are disposed at once"
+    )
 
     publish_timeout_seconds: float = Field(default=3.0, gt=0)
 

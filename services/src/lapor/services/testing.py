@@ -23,6 +23,7 @@ import nats
 import pytest
 from fastapi import FastAPI
 
+from lapor.services.auth import issue_token, reporter_secret
 from lapor.services.bootstrap import bootstrap
 from lapor.services.infra import Infrastructure, infrastructure, with_database
 from lapor.services.settings import Settings
@@ -52,6 +53,7 @@ async def settings(infra: Infrastructure) -> AsyncIterator[Settings]:
         database_url=with_database(infra.database_url, name),
         subject_root=name,
         retry_base_delay_seconds=0.1,
+        auth_secret=f"test-{uuid.uuid4().hex}",
         log_format="console",
     )
     await bootstrap(test_settings)
@@ -97,3 +99,18 @@ async def eventually(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"not reached within {within}s; last: {result!r}")
         await asyncio.sleep(interval)
+
+
+def bearer(settings: Settings, role: str, opd: str | None = None) -> dict[str, str]:
+    """Authorization header of an admin (``role="admin"``) or an officer of ``opd``."""
+    assert settings.auth_secret is not None
+    token = issue_token(settings.auth_secret.get_secret_value(), role, opd, name=f"test {role}")
+    return {"Authorization": f"Bearer {token}"}
+
+
+def as_reporter(settings: Settings, tracking_id: str) -> dict[str, str]:
+    """The header that proves the reporter's ownership of ``tracking_id``."""
+    assert settings.auth_secret is not None
+    return {
+        "X-Reporter-Secret": reporter_secret(settings.auth_secret.get_secret_value(), tracking_id)
+    }

@@ -1,35 +1,47 @@
-"""Tracker HTTP API: the status of a complaint, and the agency's follow-up and resolution.
+"""Tracker HTTP API: status for everyone, and the actions of each role.
 
-Reads come from the read model; actions are decided on the complaint's state rebuilt from
-the log itself and appended with the last sequence they saw, so two racing actions cannot
-both succeed and a lagging read model cannot mislead a decision.
+Reads come from the read model. Actions are decided on the complaint's state rebuilt from
+the log itself and appended with the last sequence they saw: two racing actions cannot
+both succeed, and a lagging read model cannot mislead a decision.
+
+* anyone: read a status by tracking ID; list the non-confidential complaints;
+* the coordinating admin (bearer token ``admin``): dispose, hold, resume, archive; the queue;
+* a liaison officer (bearer token ``agency:<opd>``): follow up, answer, decline (Bukan
+  Wewenang), on complaints disposed to that OPD only;
+* the reporter (``X-Reporter-Secret``, given at submission): reply, rate, reopen, confirm.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from lapor.services.auth import AuthenticatedActor, auth_secret_of, is_reporter
 from lapor.services.eventstore import ConcurrencyError, EventStore
 from lapor.services.runtime import Runtime, correlation_uuid, runtime_of
-from lapor.shared.envelope import Event, decode, envelope
-from lapor.shared.events import OPD_CODE
+from lapor.shared.envelope import decode, envelope
+from lapor.shared.events import OPD_CODE, Actor, ArchiveReason
+from lapor.shared.registry import load_registry
 from lapor.shared.tracking import PATTERN as TRACKING_ID
 from lapor.shared.tracking import normalise
 from lapor.tracker import domain
-from lapor.tracker.domain import ComplaintState, NotAllowed, NotFound, Status
-from lapor.tracker.read_model import complaint_view
+from lapor.tracker.domain import ComplaintState, Forbidden, NotAllowed, NotFound, Status
+from lapor.tracker.read_model import complaint_view, list_complaints
 
 router = APIRouter(tags=["tracker"])
 
 TrackingId = Annotated[str, Path(pattern=TRACKING_ID, description="Tracking ID, e.g. 7K3MQ-9X2AB")]
 OpdCode = Annotated[str, Path(pattern=OPD_CODE)]
+Rt = Annotated[Runtime, Depends(runtime_of)]
+
+
+# --- reading ------------------------------------------------------------------------
 
 
 class HistoryEntry(BaseModel):
@@ -50,44 +62,50 @@ class ComplaintStatus(BaseModel):
     title: str | None = Field(description="Withheld when the complaint is confidential (Rahasia)")
     received_at: datetime
     updated_at: datetime
+    due_at: datetime | None = Field(description="When the current step is due, if a clock runs")
+    overdue: bool
     history: list[HistoryEntry]
+
+
+def _invalid(field: str, reason: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": ("path", field), "msg": reason, "type": "value_error"}])
 
 
 @router.get("/complaints/{tracking_id}", response_model=ComplaintStatus)
 async def get_complaint(
     tracking_id: Annotated[str, Path(max_length=20, description="As typed, e.g. 7k3mq 9x2ab")],
-    rt: Annotated[Runtime, Depends(runtime_of)],
+    rt: Rt,
 ) -> ComplaintStatus:
     """Cek status: the public status and history of one complaint."""
     tracking_id = normalise(tracking_id)
     if not re.match(TRACKING_ID, tracking_id):
-        raise RequestValidationError(
-            [
-                {
-                    "loc": ("path", "tracking_id"),
-                    "msg": "not a tracking ID (ten letters and digits, e.g. 7K3MQ-9X2AB)",
-                    "type": "value_error",
-                }
-            ]
+        raise _invalid(
+            "tracking_id", "not a tracking ID (ten letters and digits, e.g. 7K3MQ-9X2AB)"
         )
     view = await complaint_view(rt.db, tracking_id)
     if view is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no complaint with this tracking ID yet")
+    return _status(view, labels=domain.PUBLIC_LABEL)
+
+
+def _status(view: dict[str, Any], labels: dict[Status, str]) -> ComplaintStatus:
     c = view["complaint"]
     return ComplaintStatus(
         tracking_id=c["tracking_id"],
         status=c["status"],
-        status_label=domain.PUBLIC_LABEL[Status(c["status"])],
+        status_label=labels[Status(c["status"])],
         opd=c["opd"],
         opd_name=c["opd_name"],
         title=None if c["confidential"] else c["title"],
         received_at=c["received_at"],
         updated_at=c["updated_at"],
+        due_at=c["due_at"],
+        overdue=c["overdue"],
         history=[
             HistoryEntry(
                 event=h["event_type"],
                 status=h["status"],
-                status_label=domain.PUBLIC_LABEL[Status(h["status"])],
+                status_label=labels[Status(h["status"])],
                 opd=h["opd"],
                 note=h["note"],
                 at=h["occurred_at"],
@@ -97,68 +115,281 @@ async def get_complaint(
     )
 
 
-class FollowUp(BaseModel):
-    message: str = Field(min_length=1, max_length=4000)
-    officer: str | None = Field(default=None, max_length=200)
+class ComplaintSummary(BaseModel):
+    tracking_id: str
+    status: Status
+    status_label: str
+    opd: str | None
+    opd_name: str | None
+    category: str | None
+    title: str
+    received_at: datetime
+    due_at: datetime | None
+    overdue: bool
+    proposed_opd: str | None = None
 
 
-class Resolution(BaseModel):
-    resolution: str = Field(min_length=1, max_length=4000)
-    officer: str | None = Field(default=None, max_length=200)
+class ComplaintList(BaseModel):
+    items: list[ComplaintSummary]
+    next_after: str | None = Field(description="Pass as ?after= for the next page")
+
+
+Page = Annotated[int, Query(ge=1, le=200)]
+
+
+@router.get("/complaints", response_model=ComplaintList)
+async def public_listing(
+    rt: Rt,
+    status_: Annotated[Status | None, Query(alias="status")] = None,
+    opd: Annotated[str | None, Query(pattern=OPD_CODE)] = None,
+    after: Annotated[str | None, Query(pattern=TRACKING_ID)] = None,
+    limit: Page = 50,
+) -> ComplaintList:
+    """Public listing. Confidential (Rahasia) complaints never appear here."""
+    rows = await list_complaints(
+        rt.db, status=status_, opd=opd, after=after, limit=limit, public=True
+    )
+    return _page(rows, limit, domain.PUBLIC_LABEL)
+
+
+@router.get("/admin/complaints", response_model=ComplaintList)
+async def admin_queue(
+    rt: Rt,
+    actor: AuthenticatedActor,
+    status_: Annotated[Status | None, Query(alias="status")] = Status.RECEIVED,
+    after: Annotated[str | None, Query(pattern=TRACKING_ID)] = None,
+    limit: Page = 50,
+) -> ComplaintList:
+    """The coordinating admin's queue: by default what awaits verification, with proposals."""
+    _require(actor, "admin")
+    rows = await list_complaints(rt.db, status=status_, after=after, limit=limit)
+    return _page(rows, limit, domain.AGENCY_LABEL)
+
+
+@router.get("/agencies/{opd}/complaints", response_model=ComplaintList)
+async def agency_listing(
+    opd: OpdCode,
+    rt: Rt,
+    actor: AuthenticatedActor,
+    status_: Annotated[Status | None, Query(alias="status")] = None,
+    after: Annotated[str | None, Query(pattern=TRACKING_ID)] = None,
+    limit: Page = 50,
+) -> ComplaintList:
+    """A unit's own complaints (including confidential ones, which it must handle)."""
+    _require_unit(actor, opd)
+    rows = await list_complaints(rt.db, status=status_, opd=opd, after=after, limit=limit)
+    return _page(rows, limit, domain.AGENCY_LABEL)
+
+
+def _page(rows: list[dict[str, Any]], limit: int, labels: dict[Status, str]) -> ComplaintList:
+    items = [
+        ComplaintSummary(
+            **{k: r[k] for k in ComplaintSummary.model_fields if k in r},
+            status_label=labels[Status(r["status"])],
+        )
+        for r in rows
+    ]
+    return ComplaintList(
+        items=items, next_after=items[-1].tracking_id if len(items) == limit else None
+    )
+
+
+# --- acting -------------------------------------------------------------------------
 
 
 class ActionAccepted(BaseModel):
     tracking_id: str
     event_id: str
     status: Status
+    allowed_actions: list[str]
 
 
-@router.post(
-    "/agencies/{opd}/complaints/{tracking_id}/follow-ups",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=ActionAccepted,
-)
+class Disposition(BaseModel):
+    opd: str = Field(pattern=OPD_CODE)
+
+
+class Reason(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class Archival(BaseModel):
+    reason: ArchiveReason
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class FollowUp(BaseModel):
+    message: str = Field(min_length=1, max_length=4000)
+
+
+class Answer(BaseModel):
+    resolution: str = Field(min_length=1, max_length=4000)
+
+
+class Reply(BaseModel):
+    message: str = Field(min_length=1, max_length=4000)
+
+
+class Rating(BaseModel):
+    stars: int = Field(ge=1, le=5)
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+ACCEPTED = {"status_code": status.HTTP_202_ACCEPTED, "response_model": ActionAccepted}
+
+
+@router.post("/complaints/{tracking_id}/disposition", **ACCEPTED)
+async def post_disposition(
+    tracking_id: TrackingId, body: Disposition, request: Request, rt: Rt, actor: AuthenticatedActor
+) -> ActionAccepted | JSONResponse:
+    """Verifikasi and disposisi: the coordinating admin sends it to the unit to act."""
+    unit = load_registry().get(body.opd)
+    if unit is None:
+        raise RequestValidationError(
+            [{"loc": ("body", "opd"), "msg": "not a unit in the registry", "type": "value_error"}]
+        )
+    command = domain.dispose(unit.code, unit.name, actor)
+    return await _act(rt, request, tracking_id, actor, "dispose", command)
+
+
+@router.post("/complaints/{tracking_id}/hold", **ACCEPTED)
+async def post_hold(
+    tracking_id: TrackingId, body: Reason, request: Request, rt: Rt, actor: AuthenticatedActor
+) -> ActionAccepted | JSONResponse:
+    """Tunda: on hold with a reason; the deadline clock stops."""
+    return await _act(rt, request, tracking_id, actor, "hold", domain.hold(body.reason, actor))
+
+
+@router.post("/complaints/{tracking_id}/resumption", **ACCEPTED)
+async def post_resumption(
+    tracking_id: TrackingId, request: Request, rt: Rt, actor: AuthenticatedActor
+) -> ActionAccepted | JSONResponse:
+    return await _act(rt, request, tracking_id, actor, "resume", domain.resume(actor))
+
+
+@router.post("/complaints/{tracking_id}/archive", **ACCEPTED)
+async def post_archive(
+    tracking_id: TrackingId, body: Archival, request: Request, rt: Rt, actor: AuthenticatedActor
+) -> ActionAccepted | JSONResponse:
+    """Arsipkan, with a reason from the fixed list that tells the citizen where to go."""
+    command = domain.archive(body.reason, body.note, actor)
+    return await _act(rt, request, tracking_id, actor, "archive", command)
+
+
+@router.post("/agencies/{opd}/complaints/{tracking_id}/follow-ups", **ACCEPTED)
 async def post_follow_up(
     opd: OpdCode,
     tracking_id: TrackingId,
     body: FollowUp,
     request: Request,
-    rt: Annotated[Runtime, Depends(runtime_of)],
+    rt: Rt,
+    actor: AuthenticatedActor,
 ) -> ActionAccepted | JSONResponse:
-    """Tindak lanjut: the OPD the complaint is disposed to reports what it is doing."""
-    return await _act(
-        rt, request, tracking_id, lambda s: domain.follow_up(s, opd, body.message, body.officer)
-    )
+    """Tindak lanjut: the unit reports what it is doing."""
+    _require_unit(actor, opd)
+    command = domain.follow_up(body.message, actor)
+    return await _act(rt, request, tracking_id, actor, "follow_up", command)
 
 
-@router.post(
-    "/agencies/{opd}/complaints/{tracking_id}/resolution",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=ActionAccepted,
-)
+@router.post("/agencies/{opd}/complaints/{tracking_id}/resolution", **ACCEPTED)
 async def post_resolution(
     opd: OpdCode,
     tracking_id: TrackingId,
-    body: Resolution,
+    body: Answer,
     request: Request,
-    rt: Annotated[Runtime, Depends(runtime_of)],
+    rt: Rt,
+    actor: AuthenticatedActor,
 ) -> ActionAccepted | JSONResponse:
-    """Selesai: the OPD declares the complaint finished."""
-    return await _act(
-        rt, request, tracking_id, lambda s: domain.resolve(s, opd, body.resolution, body.officer)
-    )
+    """The unit's answer; the reporter may then confirm, reply, rate or reopen."""
+    _require_unit(actor, opd)
+    command = domain.answer(body.resolution, actor)
+    return await _act(rt, request, tracking_id, actor, "answer", command)
+
+
+@router.post("/agencies/{opd}/complaints/{tracking_id}/declination", **ACCEPTED)
+async def post_declination(
+    opd: OpdCode,
+    tracking_id: TrackingId,
+    body: Reason,
+    request: Request,
+    rt: Rt,
+    actor: AuthenticatedActor,
+) -> ActionAccepted | JSONResponse:
+    """Bukan Wewenang: not this unit's authority; the complaint goes back to routing."""
+    _require_unit(actor, opd)
+    command = domain.decline(body.reason, actor)
+    return await _act(rt, request, tracking_id, actor, "decline", command)
+
+
+def reporter(
+    tracking_id: TrackingId,
+    secret: Annotated[str, Depends(auth_secret_of)],
+    x_reporter_secret: Annotated[str | None, Header()] = None,
+) -> Actor:
+    """FastAPI dependency: the reporter, proven by the secret given at submission."""
+    if not is_reporter(secret, tracking_id, x_reporter_secret):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "not the reporter of this complaint")
+    return Actor(role="reporter")
+
+
+Reporter = Annotated[Actor, Depends(reporter)]
+
+
+@router.post("/complaints/{tracking_id}/replies", **ACCEPTED)
+async def post_reply(
+    tracking_id: TrackingId, body: Reply, request: Request, rt: Rt, actor: Reporter
+) -> ActionAccepted | JSONResponse:
+    return await _act(rt, request, tracking_id, actor, "reply", domain.reply(body.message))
+
+
+@router.post("/complaints/{tracking_id}/rating", **ACCEPTED)
+async def post_rating(
+    tracking_id: TrackingId, body: Rating, request: Request, rt: Rt, actor: Reporter
+) -> ActionAccepted | JSONResponse:
+    command = domain.rate(body.stars, body.comment)
+    return await _act(rt, request, tracking_id, actor, "rate", command)
+
+
+@router.post("/complaints/{tracking_id}/reopening", **ACCEPTED)
+async def post_reopening(
+    tracking_id: TrackingId, body: Reason, request: Request, rt: Rt, actor: Reporter
+) -> ActionAccepted | JSONResponse:
+    """Not satisfied: back to the unit."""
+    return await _act(rt, request, tracking_id, actor, "reopen", domain.reopen(body.reason))
+
+
+@router.post("/complaints/{tracking_id}/confirmation", **ACCEPTED)
+async def post_confirmation(
+    tracking_id: TrackingId, request: Request, rt: Rt, actor: Reporter
+) -> ActionAccepted | JSONResponse:
+    """Satisfied: the complaint is finished (Selesai)."""
+    return await _act(rt, request, tracking_id, actor, "confirm", domain.confirm(actor))
+
+
+def _require(actor: Actor, role: str) -> None:
+    if actor.role != role:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"only for the {role} role")
+
+
+def _require_unit(actor: Actor, opd: str) -> None:
+    if actor.role != "agency" or actor.opd != opd:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this token is not for that unit")
 
 
 async def _act(
-    rt: Runtime, request: Request, tracking_id: str, decide
+    rt: Runtime,
+    request: Request,
+    tracking_id: str,
+    actor: Actor,
+    action: str,
+    command: domain.Command,
 ) -> ActionAccepted | JSONResponse:
     state, last_seq = await load_state(rt.store, tracking_id)
     try:
-        event = decide(state)
+        event = domain.decide(state, actor, action, command)
+    except Forbidden as e:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(e)) from None
     except NotFound:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, "no such complaint for this agency"
-        ) from None
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such complaint for you") from None
     except NotAllowed as e:
         return _conflict(str(e), e.status, e.allowed)
     env = envelope(event, complaint_id=tracking_id, correlation_id=correlation_uuid(request))
@@ -166,15 +397,20 @@ async def _act(
         await rt.store.append(env, expected_last_seq=last_seq)
     except ConcurrencyError:
         state, _ = await load_state(rt.store, tracking_id)
-        current = state.status if state else Status.RECEIVED
+        assert state is not None
         return _conflict(
             "another action on this complaint came first; reload and retry",
-            current,
-            domain.allowed_actions(current),
+            state.status,
+            domain.allowed_actions(state, actor.role),
         )
     after = domain.evolve(state, event, tracking_id, env.occurred_at)
     assert after is not None
-    return ActionAccepted(tracking_id=tracking_id, event_id=str(env.event_id), status=after.status)
+    return ActionAccepted(
+        tracking_id=tracking_id,
+        event_id=str(env.event_id),
+        status=after.status,
+        allowed_actions=domain.allowed_actions(after, actor.role),
+    )
 
 
 def _conflict(detail: str, current: Status, allowed: list[str]) -> JSONResponse:
@@ -189,7 +425,8 @@ async def load_state(store: EventStore, tracking_id: str) -> tuple[ComplaintStat
     state: ComplaintState | None = None
     last_seq = 0
     for stored in await store.load(tracking_id):
-        event: Event = decode(stored.envelope)
-        state = domain.evolve(state, event, tracking_id, stored.envelope.occurred_at)
+        state = domain.evolve(
+            state, decode(stored.envelope), tracking_id, stored.envelope.occurred_at
+        )
         last_seq = stored.seq
     return state, last_seq

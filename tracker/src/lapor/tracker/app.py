@@ -6,15 +6,25 @@ from fastapi import FastAPI
 
 from lapor.services.runtime import create_service
 from lapor.services.settings import Settings
+from lapor.shared.registry import load_registry
 from lapor.tracker.api import router
 from lapor.tracker.read_model import StatusProjection
+from lapor.tracker.scheduler import DeadlineScheduler, Now, utc_now
+from lapor.tracker.timers import DeadlineConfig
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    deadlines: DeadlineConfig | None = None,
+    now: Now = utc_now,
+) -> FastAPI:
+    deadlines = deadlines or DeadlineConfig()
+    coordinator = load_registry().coordinator
     return create_service(
         "tracker",
         settings or Settings(),
         routers=[router],
-        projections=[StatusProjection()],
-        description="Complaint status and history; the agency's follow-up and resolution.",
+        projections=[StatusProjection(deadlines.calendar(), deadlines.policy())],
+        workers=[lambda rt: DeadlineScheduler(rt, coordinator, deadlines.check_seconds, now)],
+        description="Complaint lifecycle, status and history, deadlines and escalation.",
     )

@@ -1,43 +1,81 @@
-"""The complaint's state machine, free of I/O.
+"""The complaint's state machine (SP4N-LAPOR! lifecycle), free of I/O.
 
-The state is folded from the complaint's events (``evolve``); commands check the state
-and return the event to append, or raise. The same ``evolve`` feeds the status read model,
-so what agencies are allowed to do and what the tracker shows can never disagree.
+The state is folded from the complaint's events (``evolve``); a command checks the actor
+and the state and returns the event to append (``decide``), or raises. The same ``evolve``
+feeds the status read model, so what may be done and what the tracker shows can never
+disagree.
+
+The states and the actions between them are in ``RULES`` below; the README draws them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
 from lapor.shared.envelope import Event
 from lapor.shared.events import (
+    Actor,
+    ArchiveReason,
+    AuthorityDeclined,
+    ComplaintArchived,
+    ComplaintClosed,
+    ComplaintDisposed,
+    ComplaintPutOnHold,
+    ComplaintRated,
     ComplaintReceived,
+    ComplaintReopened,
     ComplaintResolved,
+    ComplaintResumed,
     ComplaintRouted,
+    DeadlineBreached,
+    DeadlineWarned,
     FollowUpPosted,
+    ReporterReplied,
 )
 
 
 class Status(StrEnum):
     RECEIVED = "received"
-    ROUTED = "routed"
+    DISPOSED = "disposed"
     IN_PROGRESS = "in_progress"
-    RESOLVED = "resolved"
+    ANSWERED = "answered"
+    CLOSED = "closed"
+    ON_HOLD = "on_hold"
+    ARCHIVED = "archived"
 
 
 AGENCY_LABEL = {
     Status.RECEIVED: "Belum Terverifikasi",
-    Status.ROUTED: "Terdisposisi, Belum Ditindaklanjuti",
+    Status.DISPOSED: "Terdisposisi, Belum Ditindaklanjuti",
     Status.IN_PROGRESS: "Terdisposisi, Sedang Diproses",
-    Status.RESOLVED: "Terdisposisi, Selesai",
+    Status.ANSWERED: "Terdisposisi, Menunggu Tanggapan Pelapor",
+    Status.CLOSED: "Terdisposisi, Selesai",
+    Status.ON_HOLD: "Tertunda",
+    Status.ARCHIVED: "Arsip",
 }
 PUBLIC_LABEL = {
     Status.RECEIVED: "Belum Terverifikasi",
-    Status.ROUTED: "Belum Ditindaklanjuti",
+    Status.DISPOSED: "Belum Ditindaklanjuti",
     Status.IN_PROGRESS: "Proses",
-    Status.RESOLVED: "Selesai",
+    Status.ANSWERED: "Proses",
+    Status.CLOSED: "Selesai",
+    Status.ON_HOLD: "Proses",
+    Status.ARCHIVED: "Selesai",
+}
+
+ARCHIVE_GUIDANCE = {
+    ArchiveReason.WRONG_FORMAT: "The report could not be read; please submit it again.",
+    ArchiveReason.TOO_GENERAL: "Please say what happened, where and when, and submit again.",
+    ArchiveReason.NOT_PUBLIC_SERVICE: "This channel handles complaints about public services.",
+    ArchiveReason.DUPLICATE: "The same report is already being handled.",
+    ArchiveReason.ABUSIVE: "The report broke the channel's rules of conduct.",
+    ArchiveReason.LEGAL_DISPUTE: "Legal disputes are decided by the courts (pengadilan).",
+    ArchiveReason.CRIMINAL_REPORT: "Report crimes to the police (SPKT Polri, call 110).",
+    ArchiveReason.CORRUPTION_CASE: "Report corruption to the KPK (kws.kpk.go.id) or the "
+    "Attorney General's office.",
 }
 
 
@@ -45,75 +83,201 @@ PUBLIC_LABEL = {
 class ComplaintState:
     complaint_id: str
     status: Status
-    opd: str | None
-    opd_name: str | None
     received_at: datetime
     updated_at: datetime
+    opd: str | None = None
+    opd_name: str | None = None
+    proposal: ComplaintRouted | None = None
+    held_from: Status | None = None
+    declined_by: tuple[str, ...] = ()
+    followed_up: bool = False
+    rating: int | None = None
 
 
 def evolve(
     state: ComplaintState | None, event: Event, complaint_id: str, at: datetime
 ) -> ComplaintState | None:
-    """The state after ``event``. Events are facts: one that does not fit is ignored rather
-    than refused (the log is the truth; commands are where rules are enforced)."""
+    """The state after ``event``. Events are facts: one that does not fit the state is
+    recorded but changes nothing (the log is the truth; commands enforce the rules)."""
+    if isinstance(event, ComplaintReceived):
+        return state or ComplaintState(complaint_id, Status.RECEIVED, at, at)
+    if state is None:
+        return None
+    s = replace(state, updated_at=at)
     match event:
-        case ComplaintReceived():
-            return state or ComplaintState(complaint_id, Status.RECEIVED, None, None, at, at)
-        case _ if state is None:
-            return None
-        case ComplaintRouted(opd=opd, opd_name=name):
-            return replace(state, status=Status.ROUTED, opd=opd, opd_name=name, updated_at=at)
-        case FollowUpPosted() if state.status != Status.RESOLVED:
-            return replace(state, status=Status.IN_PROGRESS, updated_at=at)
+        case ComplaintRouted():
+            return replace(s, proposal=event)
+        case ComplaintDisposed(opd=opd, opd_name=name):
+            return replace(s, status=Status.DISPOSED, opd=opd, opd_name=name, proposal=None)
+        case FollowUpPosted():
+            return replace(s, status=Status.IN_PROGRESS, followed_up=True)
         case ComplaintResolved():
-            return replace(state, status=Status.RESOLVED, updated_at=at)
-    return state
+            return replace(s, status=Status.ANSWERED, followed_up=True)
+        case ComplaintReopened():
+            return replace(s, status=Status.IN_PROGRESS)
+        case ComplaintClosed():
+            return replace(s, status=Status.CLOSED)
+        case ComplaintRated(stars=stars):
+            return replace(s, rating=stars)
+        case ComplaintPutOnHold():
+            return replace(s, status=Status.ON_HOLD, held_from=state.status)
+        case ComplaintResumed():
+            return replace(s, status=state.held_from or Status.RECEIVED, held_from=None)
+        case ComplaintArchived():
+            return replace(s, status=Status.ARCHIVED)
+        case AuthorityDeclined(opd=opd):
+            return replace(
+                s,
+                status=Status.RECEIVED,
+                opd=None,
+                opd_name=None,
+                followed_up=False,
+                declined_by=(*state.declined_by, opd),
+            )
+    return s  # replies, deadline notices: history only
+
+
+# --- commands ---------------------------------------------------------------------
 
 
 class NotFound(Exception):
-    """No such complaint for this agency (also when it belongs to another: no leak)."""
+    """No such complaint for this actor (also when it belongs to another unit: no leak)."""
+
+
+class Forbidden(Exception):
+    """The actor's role may not do this at all."""
 
 
 class NotAllowed(Exception):
     """The action does not fit the complaint's state."""
 
-    def __init__(self, status: Status, action: str) -> None:
-        super().__init__(f"cannot {action} a complaint that is {status.value}")
+    def __init__(self, status: Status, action: str, allowed: list[str]) -> None:
+        super().__init__(f"cannot {action.replace('_', ' ')} a complaint that is {status.value}")
         self.status = status
-        self.allowed = allowed_actions(status)
+        self.allowed = allowed
 
 
-ACTIONS: dict[Status, tuple[str, ...]] = {
-    Status.RECEIVED: (),
-    Status.ROUTED: ("follow_up", "resolve"),
-    Status.IN_PROGRESS: ("follow_up", "resolve"),
-    Status.RESOLVED: (),
+@dataclass(frozen=True)
+class Rule:
+    role: str  # who may: admin, agency (the unit it is disposed to), reporter, system
+    states: frozenset[Status]
+
+
+ACTIVE = frozenset({Status.DISPOSED, Status.IN_PROGRESS})
+RULES: dict[str, Rule] = {
+    "dispose": Rule("admin", frozenset({Status.RECEIVED})),
+    "archive": Rule("admin", frozenset({Status.RECEIVED, Status.ON_HOLD})),
+    "hold": Rule("admin", frozenset({Status.RECEIVED, *ACTIVE})),
+    "resume": Rule("admin", frozenset({Status.ON_HOLD})),
+    "follow_up": Rule("agency", ACTIVE),
+    "answer": Rule("agency", ACTIVE),
+    "decline": Rule("agency", ACTIVE),
+    "reply": Rule("reporter", frozenset({Status.ANSWERED})),
+    "rate": Rule("reporter", frozenset({Status.ANSWERED, Status.CLOSED})),
+    "reopen": Rule("reporter", frozenset({Status.ANSWERED, Status.CLOSED})),
+    "confirm": Rule("reporter", frozenset({Status.ANSWERED})),
+    "auto_close": Rule("system", frozenset({Status.ANSWERED})),
 }
 
 
-def allowed_actions(status: Status) -> list[str]:
-    return list(ACTIONS[status])
+def allowed_actions(state: ComplaintState, role: str) -> list[str]:
+    return [a for a, r in RULES.items() if r.role == role and state.status in r.states]
 
 
-def _check(state: ComplaintState | None, opd: str, action: str) -> ComplaintState:
-    if state is None or state.opd != opd:
+def authorize(state: ComplaintState | None, actor: Actor, action: str) -> ComplaintState:
+    """Check who may do ``action`` on this complaint in its present state."""
+    rule = RULES[action]
+    if actor.role != rule.role:
+        raise Forbidden(f"a {actor.role} may not {action.replace('_', ' ')}")
+    if state is None:
         raise NotFound
-    if action not in ACTIONS[state.status]:
-        raise NotAllowed(state.status, action)
+    # An agency sees only the complaints disposed to it: anything else is "not found".
+    if actor.role == "agency" and state.opd != actor.opd:
+        raise NotFound
+    if state.status not in rule.states:
+        raise NotAllowed(state.status, action, allowed_actions(state, actor.role))
     return state
 
 
-def follow_up(
-    state: ComplaintState | None, opd: str, message: str, officer: str | None
-) -> FollowUpPosted:
-    """Tindak lanjut by the OPD the complaint is disposed to."""
-    _check(state, opd, "follow_up")
-    return FollowUpPosted(opd=opd, message=message, officer=officer)
+Command = Callable[[ComplaintState], Event]
 
 
-def resolve(
-    state: ComplaintState | None, opd: str, resolution: str, officer: str | None
-) -> ComplaintResolved:
-    """Selesai: the OPD declares the complaint finished."""
-    _check(state, opd, "resolve")
-    return ComplaintResolved(opd=opd, resolution=resolution, officer=officer)
+def decide(state: ComplaintState | None, actor: Actor, action: str, command: Command) -> Event:
+    """Authorize, then build the event the command produces."""
+    return command(authorize(state, actor, action))
+
+
+def dispose(opd: str, opd_name: str, by: Actor, automatic: bool = False) -> Command:
+    return lambda s: ComplaintDisposed(opd=opd, opd_name=opd_name, by=by, automatic=automatic)
+
+
+def archive(reason: ArchiveReason, note: str | None, by: Actor) -> Command:
+    return lambda s: ComplaintArchived(reason=reason, note=note, by=by)
+
+
+def hold(reason: str, by: Actor) -> Command:
+    return lambda s: ComplaintPutOnHold(reason=reason, by=by)
+
+
+def resume(by: Actor) -> Command:
+    return lambda s: ComplaintResumed(by=by)
+
+
+def follow_up(message: str, by: Actor) -> Command:
+    return lambda s: FollowUpPosted(opd=s.opd, message=message, officer=by.name)
+
+
+def answer(resolution: str, by: Actor) -> Command:
+    return lambda s: ComplaintResolved(opd=s.opd, resolution=resolution, officer=by.name)
+
+
+def decline(reason: str, by: Actor) -> Command:
+    return lambda s: AuthorityDeclined(opd=s.opd, reason=reason, by=by)
+
+
+def reply(message: str) -> Command:
+    return lambda s: ReporterReplied(message=message)
+
+
+def rate(stars: int, comment: str | None) -> Command:
+    return lambda s: ComplaintRated(stars=stars, comment=comment)
+
+
+def reopen(reason: str) -> Command:
+    return lambda s: ComplaintReopened(reason=reason)
+
+
+def confirm(by: Actor) -> Command:
+    return lambda s: ComplaintClosed(reason="confirmed_by_reporter", by=by)
+
+
+def auto_close() -> Command:
+    return lambda s: ComplaintClosed(reason="no_reply", by=Actor(role="system"))
+
+
+def note_of(event: Event) -> str | None:
+    """The line the history shows for an event."""
+    match event:
+        case ComplaintRouted(opd_name=name, reason=reason):
+            return f"Proposed: {name}. {reason}"
+        case ComplaintDisposed(opd_name=name, automatic=automatic):
+            return f"Disposed to {name}" + (" (automatically)" if automatic else "")
+        case FollowUpPosted(message=text) | ComplaintResolved(resolution=text):
+            return text
+        case ReporterReplied(message=text) | ComplaintReopened(reason=text):
+            return text
+        case ComplaintPutOnHold(reason=text) | AuthorityDeclined(reason=text):
+            return text
+        case ComplaintArchived(reason=reason, note=note):
+            return f"{ARCHIVE_GUIDANCE[reason]}" + (f" {note}" if note else "")
+        case ComplaintRated(stars=stars, comment=comment):
+            return f"{stars}/5" + (f": {comment}" if comment else "")
+        case ComplaintClosed(reason=reason):
+            return (
+                "Closed: the reporter confirmed"
+                if reason == "confirmed_by_reporter"
+                else ("Closed: no reply from the reporter within the reply period")
+            )
+        case DeadlineWarned(step=step, due_at=due) | DeadlineBreached(step=step, due_at=due):
+            return f"{step.value.replace('_', ' ')} due {due.isoformat()}"
+    return None

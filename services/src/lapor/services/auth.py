@@ -1,0 +1,99 @@
+"""Who is calling: signed tokens for admins and agency officers, and the reporter's secret.
+
+Tokens are JWTs (HS256, PyJWT) signed with ``LAPOR_AUTH_SECRET``; the subject names the
+role and, for an officer, the unit: ``admin``, ``agency:dpupr``. A reporter proves a
+complaint is theirs with the secret intake handed out with the tracking ID: an HMAC of the
+tracking ID, so nothing has to be stored and a retried submission gets the same secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from typing import Annotated
+
+import jwt
+from fastapi import Depends, Header, HTTPException, Request, status
+
+from lapor.shared.events import Actor
+
+ALGORITHM = "HS256"
+ISSUER = "lapor"
+
+
+class InvalidToken(Exception):
+    pass
+
+
+def issue_token(
+    secret: str, role: str, opd: str | None = None, name: str | None = None, ttl: int = 86400
+) -> str:
+    """A token for an ``admin`` or an ``agency`` officer of ``opd``, valid ``ttl`` seconds."""
+    actor = Actor(role=role, opd=opd, name=name)  # validates role and OPD code
+    if (actor.role == "agency") != (opd is not None) or actor.role not in ("admin", "agency"):
+        raise ValueError("tokens are for admins, and for agency officers with their OPD")
+    now = int(time.time())
+    claims = {"iss": ISSUER, "sub": f"agency:{opd}" if opd else "admin", "iat": now}
+    claims["exp"] = now + ttl
+    if name:
+        claims["name"] = name
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def actor_from_token(secret: str, token: str) -> Actor:
+    try:
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], issuer=ISSUER)
+    except jwt.PyJWTError as e:
+        raise InvalidToken(str(e)) from e
+    role, _, opd = claims["sub"].partition(":")
+    try:
+        return Actor(role=role, opd=opd or None, name=claims.get("name"))
+    except ValueError as e:
+        raise InvalidToken("malformed subject") from e
+
+
+def reporter_secret(secret: str, tracking_id: str) -> str:
+    """The reporter's proof of ownership: 16 characters, readable out on the phone."""
+    digest = hmac.new(secret.encode(), f"reporter:{tracking_id}".encode(), hashlib.sha256)
+    return base64.b32encode(digest.digest()).decode()[:16]
+
+
+def is_reporter(secret: str, tracking_id: str, given: str | None) -> bool:
+    expected = reporter_secret(secret, tracking_id)
+    return given is not None and hmac.compare_digest(expected, given.strip().upper())
+
+
+def _secret(request: Request) -> str:
+    secret = request.app.state.runtime.settings.auth_secret
+    if secret is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "authentication not configured")
+    return secret.get_secret_value()
+
+
+def authenticated(request: Request, authorization: Annotated[str | None, Header()] = None) -> Actor:
+    """FastAPI dependency: the admin or officer behind the bearer token, or 401."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "a bearer token is required",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    try:
+        return actor_from_token(_secret(request), token)
+    except InvalidToken:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "invalid or expired token",
+            headers={"WWW-Authenticate": "Bearer"},
+        ) from None
+
+
+AuthenticatedActor = Annotated[Actor, Depends(authenticated)]
+
+
+def auth_secret_of(request: Request) -> str:
+    """FastAPI dependency: the deployment's signing secret."""
+    return _secret(request)
