@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
+import tomllib
 from importlib.resources import files
 
 import pytest
 
 from lapor.router.domain import Decision, RoutingTable
 from lapor.shared.events import OPD_CODE, ComplaintReceived, ComplaintRouted, Location
+from lapor.shared.registry import Registry, load_registry
 
 CITY_UNITS = {
     "dpupr", "disperkim", "dlh", "dishub", "disdukcapil", "dinkes", "rsud", "disdikbud",
@@ -29,31 +31,67 @@ OUTSIDE = {
     "pln": ("soe", "listrik"),
     "bpjs_kesehatan": ("national", "jkn"),
     "polri": ("national", "pelayanan_kepolisian"),
+    "kementerian": ("national", "pertanahan"),
 }
 NEUTRAL_BODY = "Mohon ditindaklanjuti secepatnya, terima kasih banyak."
 
-SMALL_TABLE = """
-version = "1.0"
+SMALL_REGISTRY = Registry.from_text(
+    """
+version = "1"
 coordinator = "admin"
 
 [[opd]]
 code = "admin"
 name = "Admin"
 level = "city"
-categories = ["informasi_publik"]
-keywords = ["informasi"]
 
 [[opd]]
 code = "alpha"
 name = "Alpha"
 level = "city"
-categories = ["a"]
-keywords = ["kata"]
 
 [[opd]]
 code = "beta"
 name = "Beta"
 level = "city"
+
+[[opd]]
+code = "prov"
+name = "Province"
+level = "province"
+
+[[opd]]
+code = "kec_one"
+name = "Kecamatan One"
+level = "subdistrict"
+kecamatan = "Pontianak Barat"
+
+[[opd]]
+code = "kec_two"
+name = "Kecamatan Two"
+level = "subdistrict"
+kecamatan = "Pontianak Timur"
+"""
+)
+
+SMALL_TABLE = """
+version = "1.0"
+
+[escalation]
+city = ["prov"]
+
+[[opd]]
+code = "admin"
+categories = ["informasi_publik"]
+keywords = ["informasi"]
+
+[[opd]]
+code = "alpha"
+categories = ["a"]
+keywords = ["kata"]
+
+[[opd]]
+code = "beta"
 categories = ["b"]
 keywords = ["frasa"]
 """
@@ -64,43 +102,78 @@ def table() -> RoutingTable:
     return RoutingTable.load()
 
 
+def small(text: str = SMALL_TABLE) -> RoutingTable:
+    return RoutingTable.from_text(text, registry=SMALL_REGISTRY)
+
+
 def complaint(
     title: str = "Laporan warga",
     body: str = NEUTRAL_BODY,
     *,
     category: str | None = None,
     kecamatan: str | None = None,
+    kelurahan: str | None = None,
+    address: str | None = None,
     suggested_opd: str | None = None,
 ) -> ComplaintReceived:
+    place = {"kecamatan": kecamatan, "kelurahan": kelurahan, "address": address}
     return ComplaintReceived(
         title=title,
         body=body,
         category=category,
-        location=Location(kecamatan=kecamatan) if kecamatan is not None else None,
+        location=Location(**place) if any(v is not None for v in place.values()) else None,
         suggested_opd=suggested_opd,
     )
 
 
-def test_packaged_table_covers_every_unit(table: RoutingTable) -> None:
-    codes = set(table.opds)
-    assert CITY_UNITS | set(SUBDISTRICTS) | set(OUTSIDE) <= codes
-    assert table.coordinator.code == "diskominfo"
-    assert table.opd("rsud").name == "RSUD Sultan Syarif Mohamad Alkadrie"
-    assert table.opd("pdam").name == "Perumda Air Minum Tirta Khatulistiwa"
+# --- The packaged table and the registry ---------------------------------------------
+
+
+def test_packaged_table_covers_every_unit_of_the_registry(table: RoutingTable) -> None:
+    registry = load_registry()
+    assert set(table.opds) == {u.code for u in registry.units}
+    assert CITY_UNITS | set(SUBDISTRICTS) | set(OUTSIDE) <= set(table.opds)
+    assert table.coordinator.code == registry.coordinator == "diskominfo"
     for code, kecamatan in SUBDISTRICTS.items():
         office = table.opd(code)
         assert office.level == "subdistrict"
         assert office.kecamatan == kecamatan
         assert "pelayanan_kecamatan" in office.categories
+        assert office.kelurahan
     for code, (level, category) in OUTSIDE.items():
         assert table.opd(code).level == level
         assert category in table.opd(code).categories
+
+
+def test_names_and_levels_come_from_the_registry(table: RoutingTable) -> None:
+    for unit in load_registry().units:
+        opd = table.opd(unit.code)
+        assert (opd.name, opd.level, opd.kecamatan) == (unit.name, unit.level, unit.kecamatan)
+        assert opd.responsible_for == unit.responsible_for
+        assert unit.responsible_for, f"{unit.code} has no responsible_for in the registry"
+    assert table.opd("rsud").name == "RSUD Sultan Syarif Mohamad Alkadrie"
+    assert table.opd("kementerian").level == "national"
+
+
+def test_every_unit_but_the_offices_has_keywords(table: RoutingTable) -> None:
+    for opd in table.opds.values():
+        assert opd.categories, opd.code
+        assert opd.keywords or opd.level == "subdistrict", opd.code
 
 
 def test_all_opd_codes_match_opd_code_pattern(table: RoutingTable) -> None:
     for code, opd in table.opds.items():
         assert re.fullmatch(OPD_CODE, code), code
         assert opd.code == code
+
+
+def test_the_packaged_table_holds_no_names_or_levels() -> None:
+    text = files("lapor.router").joinpath("routing_table.toml").read_text("utf-8")
+    for entry in tomllib.loads(text)["opd"]:
+        assert not {"name", "level", "kecamatan"} & set(entry), entry["code"]
+
+
+# --- Category and location -------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -116,6 +189,7 @@ def test_all_opd_codes_match_opd_code_pattern(table: RoutingTable) -> None:
         ("jalan_provinsi", "pemprov_kalbar"),
         ("jkn", "bpjs_kesehatan"),
         ("pelayanan_kepolisian", "polri"),
+        ("pertanahan", "kementerian"),
     ],
 )
 def test_category_routes_to_its_owner(table: RoutingTable, category: str, opd: str) -> None:
@@ -123,75 +197,51 @@ def test_category_routes_to_its_owner(table: RoutingTable, category: str, opd: s
     decision = table.decide(complaint(body="Banyak sampah dan jln berlubang", category=category))
     assert decision.opd == opd
     assert decision.opd_name == table.opd(opd).name
+    assert decision.level == table.opd(opd).level
     assert decision.rule == f"category:{category}"
     assert decision.confidence == 0.9
     assert decision.rules_version == table.version
+    assert decision.excluded == ()
     assert table.opd(opd).name in decision.reason
 
 
-def test_informal_spelling_routes_by_keyword(table: RoutingTable) -> None:
-    decision = table.decide(complaint("Jln berlubang", "Jln berlubang di Gg. Mawar, bahaya!"))
-    assert decision.opd == "dpupr"
-    assert decision.rule.startswith("keyword:")
-    assert decision.rule == "keyword:jln berlubang"
-    assert decision.confidence == 0.6
-
-
-def test_longer_phrase_spends_its_words(table: RoutingTable) -> None:
-    # "lampu jln" is a street light, not a road; "jln" must not count for DPUPR too.
-    decision = table.decide(complaint("Lampu jln mati", "Lampu jln di Jl. Tanjungpura mati."))
-    assert decision.opd == "dishub"
-    assert decision.rule == "keyword:lampu jln"
-
-
-def test_keyword_match_ignores_case_punctuation_and_nya(table: RoutingTable) -> None:
-    decision = table.decide(complaint("SAMPAHNYA!!!", "Sampahnya, menumpuk; sudah 3 hari."))
-    assert decision.opd == "dlh"
-
-
-def test_keywords_match_whole_words_only(table: RoutingTable) -> None:
-    # "simpang" contains "sim" (a police keyword) but is not that word.
-    decision = table.decide(complaint("Di simpang empat", "Kejadian di simpang empat kemarin."))
-    assert decision.rule == "fallback"
-
-
-def test_most_keyword_hits_wins(table: RoutingTable) -> None:
-    body = "Parit tersumbat, sampah menumpuk, truk sampah tidak datang, bau busuk."
-    decision = table.decide(complaint("Lingkungan kotor", body))
-    assert decision.opd == "dlh"
-
-
-def test_keyword_tie_goes_to_first_in_file_order() -> None:
-    small = RoutingTable.from_text(SMALL_TABLE)
-    assert small.decide(complaint("frasa dan kata", "ada frasa dan ada kata")).opd == "alpha"
-    assert small.decide(complaint("frasa frasa kata", "frasa dan kata saja")).opd == "beta"
-
-
-def test_unknown_category_falls_through_to_keywords(table: RoutingTable) -> None:
-    decision = table.decide(complaint("Air keruh", "Air PDAM keruh sejak pagi.", category="lain"))
-    assert decision.opd == "pdam"
-    assert decision.rule.startswith("keyword:")
-
-
 @pytest.mark.parametrize(
-    ("kecamatan", "opd"),
+    ("place", "opd"),
     [
-        ("Pontianak Barat", "kec_pontianak_barat"),
-        ("barat", "kec_pontianak_barat"),
-        ("  PONTIANAK   timur ", "kec_pontianak_timur"),
-        ("Kec. Pontianak Utara", "kec_pontianak_utara"),
-        ("PontianakKota", "kec_pontianak_kota"),
-        ("tenggara", "kec_pontianak_tenggara"),
-        ("Pontianak Selatan", "kec_pontianak_selatan"),
+        ({"kecamatan": "Pontianak Barat"}, "kec_pontianak_barat"),
+        ({"kecamatan": "barat"}, "kec_pontianak_barat"),
+        ({"kecamatan": "  PONTIANAK   timur "}, "kec_pontianak_timur"),
+        ({"kecamatan": "Kec. Pontianak Utara"}, "kec_pontianak_utara"),
+        ({"kecamatan": "PontianakKota"}, "kec_pontianak_kota"),
+        ({"kecamatan": "tenggara"}, "kec_pontianak_tenggara"),
+        ({"kecamatan": "Pontianak Selatan"}, "kec_pontianak_selatan"),
+        ({"kelurahan": "Siantan Hulu"}, "kec_pontianak_utara"),
+        ({"kelurahan": "sungai jawi dalam"}, "kec_pontianak_barat"),
+        ({"kelurahan": "Sungai Jawi"}, "kec_pontianak_kota"),
+        ({"kelurahan": "Kel. Kota Baru"}, "kec_pontianak_selatan"),
+        ({"kecamatan": "Sungai Kakap", "kelurahan": "Parit Mayor"}, "kec_pontianak_timur"),
+        ({"address": "Jl. Purnama 2, Kel. Parit Tokaya"}, "kec_pontianak_selatan"),
+        ({"address": "Gg. Mawar, Kota Pontianak Barat"}, "kec_pontianak_barat"),
     ],
 )
 def test_subdistrict_service_routes_by_location(
-    table: RoutingTable, kecamatan: str, opd: str
+    table: RoutingTable, place: dict[str, str], opd: str
 ) -> None:
-    decision = table.decide(complaint(category="pelayanan_kecamatan", kecamatan=kecamatan))
+    decision = table.decide(complaint(category="pelayanan_kecamatan", **place))
     assert decision.opd == opd
+    assert decision.level == "subdistrict"
     assert decision.rule == f"location:{table.opd(opd).kecamatan}"
     assert decision.confidence == 0.85
+
+
+def test_a_kelurahan_named_in_the_text_locates_the_office(table: RoutingTable) -> None:
+    body = "Pengurusan surat di kantor Kelurahan Bansir Laut lama sekali."
+    decision = table.decide(complaint("Surat lama", body, category="pelayanan_kecamatan"))
+    assert decision.opd == "kec_pontianak_tenggara"
+    # Outside an address a place counts only after "kelurahan", "kecamatan" and the like.
+    body = "Surat saya di sini lama sekali, padahal cuma surat biasa ke Tengah."
+    decision = table.decide(complaint("Surat lama", body, category="pelayanan_kecamatan"))
+    assert decision.rule == "fallback"
 
 
 @pytest.mark.parametrize("kecamatan", [None, "", "Sungai Kakap"])
@@ -203,6 +253,107 @@ def test_subdistrict_service_without_known_kecamatan_falls_through(
     )
     assert decision.rule == "suggested"
     assert decision.opd == "dinsos"
+
+
+def test_unknown_category_falls_through_to_keywords(table: RoutingTable) -> None:
+    decision = table.decide(complaint("Air keruh", "Air PDAM keruh sejak pagi.", category="lain"))
+    assert decision.opd == "pdam"
+    assert decision.rule.startswith("keyword:")
+
+
+# --- Keywords ----------------------------------------------------------------------------
+
+
+def test_informal_spelling_routes_by_keyword(table: RoutingTable) -> None:
+    decision = table.decide(complaint("Jln berlubang", "Jln berlubang di Gg. Mawar, bahaya!"))
+    assert decision.opd == "dpupr"
+    assert decision.rule == "keyword:jalan berlubang"
+    assert decision.confidence == 0.6
+    assert decision.level == "city"
+
+
+@pytest.mark.parametrize(
+    ("title", "body", "opd"),
+    [
+        ("Air gk ngalir", "air pdam gk ngalir udh 2 hr", "pdam"),
+        ("Sampahnya!!!", "Sampahnya, menumpuk; sudah 3 hari.", "dlh"),
+        ("Tumpukan sampah", "tumpukan2 sampah blm diangkut", "dlh"),
+        ("Gaji tdk dibayar", "gaji sy tdk dibayar 2 bln sm bos", "dpmptsp"),
+        ("Pemadaman lagi", "pemadaman tiap mlm di komplek kami", "pln"),
+        ("Kerusakan jembatan", "Jembatannya retak dan kayunya lapuk", "dpupr"),
+        ("Pengasapan", "Mohon pengasapan nyamuk DBD di gang kami", "dinkes"),
+        ("Asap pabrik", "Asap pembakaran dari pabrik masuk rumah", "dlh"),
+    ],
+)
+def test_keywords_match_stems_and_informal_spellings(
+    table: RoutingTable, title: str, body: str, opd: str
+) -> None:
+    assert table.decide(complaint(title, body)).opd == opd
+
+
+def test_longer_phrase_spends_its_words(table: RoutingTable) -> None:
+    # "lampu jln" is a street light, not a road; "jln" must not count for DPUPR too.
+    decision = table.decide(complaint("Lampu jln mati", "Lampu jln di Jl. Tanjungpura mati."))
+    assert decision.opd == "dishub"
+    assert decision.rule == "keyword:lampu jalan"
+
+
+def test_keywords_match_whole_words_only(table: RoutingTable) -> None:
+    # "simpang" contains "sim" (a police keyword) but is not that word.
+    decision = table.decide(complaint("Di simpang empat", "Kejadian di simpang empat kemarin."))
+    assert decision.rule == "fallback"
+
+
+def test_kelurahan_names_are_places_not_keywords(table: RoutingTable) -> None:
+    # "Parit Mayor" is a kelurahan, not a drain; the complaint is about its staff.
+    decision = table.decide(
+        complaint("Staf kelurahan Parit Mayor kasar", "Staf kelurahan Parit Mayor membentak.")
+    )
+    assert decision.opd == "kec_pontianak_timur"
+
+
+def test_most_keyword_hits_wins(table: RoutingTable) -> None:
+    body = "Parit tersumbat, sampah menumpuk, truk sampah tidak datang, bau busuk."
+    decision = table.decide(complaint("Lingkungan kotor", body))
+    assert decision.opd == "dlh"
+
+
+def test_a_keyword_after_a_place_word_counts_half(table: RoutingTable) -> None:
+    # The hospital only says where the street vendors are.
+    decision = table.decide(complaint("PKL di depan RSUD", "Pedagang di depan RSUD bikin macet"))
+    assert decision.opd == "satpolpp"
+
+
+def test_keyword_tie_goes_to_the_first_mentioned_then_file_order() -> None:
+    t = small()
+    first = t.decide(complaint("frasa dan kata", "ada frasa dan ada kata"))
+    assert first.opd == "beta"
+    assert first.confidence == 0.4
+    assert "mentioned first" in first.reason
+    assert t.decide(complaint("kata dan frasa", "ada kata dan ada frasa")).opd == "alpha"
+    assert t.decide(complaint("frasa frasa kata", "frasa dan kata saja")).opd == "beta"
+
+
+def test_keyword_tie_goes_to_the_suggestion(table: RoutingTable) -> None:
+    decision = small().decide(
+        complaint("frasa dan kata", "ada frasa dan ada kata", suggested_opd="alpha")
+    )
+    assert decision.opd == "alpha"
+    assert decision.confidence == 0.7
+    assert "suggested it too" in decision.reason
+
+
+def test_neighbourhood_matters_go_to_the_office_of_the_place(table: RoutingTable) -> None:
+    body = "Ketua RT minta uang Rp50 ribu untuk surat pengantar."
+    decision = table.decide(complaint("Pungutan surat pengantar", body, kelurahan="Mariana"))
+    assert decision.opd == "kec_pontianak_kota"
+    assert decision.rule == "keyword:surat pengantar"
+    assert "neighbourhood matter" in decision.reason
+    # Without a place, the neighbourhood keywords cannot choose an office.
+    assert table.decide(complaint("Pungutan surat pengantar", body)).rule == "fallback"
+
+
+# --- Suggestion and fallback -------------------------------------------------------------
 
 
 def test_suggested_opd_is_used_when_nothing_else_matches(table: RoutingTable) -> None:
@@ -234,6 +385,120 @@ def test_fallback_is_the_coordinator(table: RoutingTable) -> None:
     assert "manually" in decision.reason
 
 
+# --- Not our authority -------------------------------------------------------------------
+
+
+def test_a_declined_category_goes_up_a_level(table: RoutingTable) -> None:
+    road = complaint("Jalan rusak", "Jalan Adi Sucipto rusak parah", category="jalan")
+    decision = table.decide(road, frozenset({"dpupr"}))
+    assert decision.opd == "pemprov_kalbar"
+    assert decision.level == "province"
+    assert decision.rule == "escalation:dpupr"
+    assert decision.confidence == 0.8
+    assert decision.excluded == ("dpupr",)
+    assert "not their authority" in decision.reason
+    assert table.opd("dpupr").name in decision.reason
+
+    national = table.decide(road, frozenset({"dpupr", "pemprov_kalbar"}))
+    assert national.opd == "kementerian"
+    assert national.level == "national"
+    assert national.excluded == ("dpupr", "pemprov_kalbar")
+
+    everyone = table.decide(road, frozenset({"dpupr", "pemprov_kalbar", "kementerian"}))
+    assert everyone.opd == "diskominfo"
+    assert everyone.rule == "fallback"
+
+
+def test_a_declined_provincial_category_goes_to_the_ministries(table: RoutingTable) -> None:
+    decision = table.decide(complaint(category="sma_smk"), frozenset({"pemprov_kalbar"}))
+    assert decision.opd == "kementerian"
+
+
+@pytest.mark.parametrize("owner", ["pln", "bpjs_kesehatan", "polri"])
+def test_bodies_outside_the_city_have_no_level_above(table: RoutingTable, owner: str) -> None:
+    category = OUTSIDE[owner][1]
+    decision = table.decide(complaint(category=category), frozenset({owner}))
+    assert decision.opd == "diskominfo"
+    assert decision.excluded == (owner,)
+
+
+def test_a_declining_office_goes_to_the_city(table: RoutingTable) -> None:
+    c = complaint(category="pelayanan_kecamatan", kecamatan="Pontianak Barat")
+    decision = table.decide(c, frozenset({"kec_pontianak_barat"}))
+    assert decision.opd == "diskominfo"
+
+
+def test_a_declined_keyword_winner_gives_way_to_the_next_candidate(table: RoutingTable) -> None:
+    c = complaint("Sampah dan parit", "Sampah menumpuk dan sampah berbau, parit tersumbat")
+    assert table.decide(c).opd == "dlh"
+    decision = table.decide(c, frozenset({"dlh"}))
+    assert decision.opd == "dpupr"
+    assert decision.rule.startswith("keyword:")
+    # No candidate left: up a level from the best one.
+    decision = table.decide(c, frozenset({"dlh", "dpupr"}))
+    assert decision.opd == "pemprov_kalbar"
+    assert decision.rule == "escalation:dlh"
+    assert decision.confidence == 0.5
+
+
+def test_a_declined_suggestion_is_not_used(table: RoutingTable) -> None:
+    decision = table.decide(complaint(suggested_opd="dinsos"), frozenset({"dinsos"}))
+    assert decision.opd == "diskominfo"
+
+
+def test_the_coordinator_is_the_last_resort_even_if_excluded(table: RoutingTable) -> None:
+    decision = table.decide(complaint(), frozenset({"diskominfo"}))
+    assert decision.opd == "diskominfo"
+    assert decision.excluded == ("diskominfo",)
+
+
+def test_excluded_codes_unknown_to_the_registry_are_harmless(table: RoutingTable) -> None:
+    decision = table.decide(complaint(category="sampah"), frozenset({"nobody"}))
+    assert decision.opd == "dlh"
+    assert decision.excluded == ("nobody",)
+
+
+def test_an_excluded_unit_is_never_chosen(table: RoutingTable) -> None:
+    # Keep declining whatever was chosen: the complaint wanders up and ends with the
+    # coordinator, never at an OPD that already declined.
+    samples = [
+        complaint("Jln berlubang", "jln berlubang dan parit tersumbat, sampah numpuk"),
+        complaint(category="jalan", kelurahan="Mariana", suggested_opd="dishub"),
+        complaint("PKL liar", "PKL di trotoar depan RSUD bikin macet", suggested_opd="dinkes"),
+        complaint("Surat pengantar", "Pak RT minta uang surat pengantar", kelurahan="Tengah"),
+        complaint(category="listrik", suggested_opd="pdam"),
+    ]
+    for c in samples:
+        exclude: frozenset[str] = frozenset()
+        for _ in range(len(table.opds) + 1):
+            decision = table.decide(c, exclude)
+            assert decision.opd not in exclude or decision.opd == "diskominfo"
+            if decision.opd == "diskominfo":
+                break
+            exclude |= {decision.opd}
+        else:
+            pytest.fail(f"never reached the coordinator: {c.title}")
+
+
+# --- The decision as an event ------------------------------------------------------------
+
+
+def test_decision_fits_the_complaint_routed_event(table: RoutingTable) -> None:
+    for c, exclude in (
+        (complaint(category="jalan"), frozenset()),
+        (complaint("Jln berlubang", "jln berlubang parah"), frozenset({"dpupr", "alpha"})),
+    ):
+        decision: Decision = table.decide(c, exclude)
+        routed = ComplaintRouted(**dataclasses.asdict(decision))
+        assert routed.opd == decision.opd
+        assert routed.level == decision.level
+        assert routed.excluded == sorted(exclude)
+        assert isinstance(routed.excluded, list)
+
+
+# --- Table validation --------------------------------------------------------------------
+
+
 def test_every_category_maps_to_exactly_one_opd(table: RoutingTable) -> None:
     owners: dict[tuple[str, str | None], list[str]] = {}
     for opd in table.opds.values():
@@ -252,62 +517,91 @@ def test_categories_are_valid_complaint_categories(table: RoutingTable) -> None:
             complaint(category=category)  # raises if the intake could never send it
 
 
+def test_the_small_table_uses_the_small_registry() -> None:
+    t = small()
+    assert t.coordinator.code == "admin"
+    assert t.opd("alpha").name == "Alpha"
+    assert set(t.opds) == {"admin", "alpha", "beta", "prov", "kec_one", "kec_two"}
+    assert t.escalation("city") == ("prov",)
+    assert t.escalation("province") == ()
+
+
 def test_duplicate_category_is_rejected() -> None:
     text = SMALL_TABLE.replace('categories = ["b"]', 'categories = ["b", "a"]')
     with pytest.raises(ValueError, match="exactly one OPD"):
-        RoutingTable.from_text(text)
+        small(text)
 
 
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
         ('keywords = ["frasa"]', 'keywords = ["KATA!"]', "already a keyword"),
-        ('coordinator = "admin"', 'coordinator = "nobody"', "coordinator"),
-        ('code = "beta"', 'code = "Beta-1"', "code must match"),
+        ('keywords = ["frasa"]', 'keywords = ["katanya"]', "both read as 'kata'"),
+        ('code = "beta"', 'code = "gamma"', "a unit of the OPD registry"),
         ('code = "beta"', 'code = "alpha"', "appears twice"),
-        ('level = "city"\ncategories = ["b"]', 'level = "town"\ncategories = ["b"]', "level"),
+        ('code = "beta"', 'code = "beta"\nname = "Beta"', "come from the OPD registry"),
+        ('code = "beta"', 'code = "beta"\nlevel = "city"', "come from the OPD registry"),
         ('categories = ["b"]', 'categories = ["B"]', "category"),
         ('categories = ["b"]', 'category = ["b"]', "unknown field"),
+        ('categories = ["b"]', 'categories = ["b"]\nkelurahan = ["Mariana"]', "kelurahan"),
         ('version = "1.0"', "", "version"),
-        (
-            'level = "city"\ncategories = ["b"]',
-            'level = "subdistrict"\ncategories = ["b"]',
-            "kecamatan",
-        ),
-        ("[[opd]]", "[[opd]]\n[[opd]]", "code must match"),
+        ('version = "1.0"', 'version = "1.0"\ncoordinator = "nobody"', "coordinator"),
+        ('version = "1.0"', 'version = "1.0"\nowner = "x"', "top-level"),
+        ('city = ["prov"]', 'city = ["nowhere"]', "escalation"),
+        ('city = ["prov"]', 'town = ["prov"]', "escalation level"),
+        ("[[opd]]", "[[opd]]\n[[opd]]", "a unit of the OPD registry"),
+        ('version = "1.0"', 'version = "1.0\n', "TOML"),
     ],
 )
 def test_malformed_tables_are_rejected(old: str, new: str, message: str) -> None:
     assert old in SMALL_TABLE
     with pytest.raises(ValueError, match=message):
-        RoutingTable.from_text(SMALL_TABLE.replace(old, new, 1))
+        small(SMALL_TABLE.replace(old, new, 1))
 
 
-def test_subdistrict_offices_may_share_a_category_but_not_a_kecamatan() -> None:
-    offices = "".join(
-        f"""
+def test_spellings_of_one_keyword_are_one_phrase() -> None:
+    text = SMALL_TABLE.replace('keywords = ["kata"]', 'keywords = ["kata", "katanya"]')
+    decision = small(text).decide(complaint("katanya", "katanya begitu kata orang"))
+    assert decision.opd == "alpha"
+    assert decision.rule == "keyword:kata"
+
+
+def test_offices_share_a_category_and_kelurahan_find_them() -> None:
+    offices = """
+[territorial]
+keywords = ["ketua rt"]
+
 [[opd]]
-code = "kec_{n}"
-name = "Kecamatan {n}"
-level = "subdistrict"
-kecamatan = "Pontianak {kec}"
+code = "kec_one"
 categories = ["pelayanan_kecamatan"]
+kelurahan = ["Sungai Beliung"]
+
+[[opd]]
+code = "kec_two"
+categories = ["pelayanan_kecamatan"]
+kelurahan = ["Saigon"]
 """
-        for n, kec in (("one", "Barat"), ("two", "Timur"))
-    )
-    small = RoutingTable.from_text(SMALL_TABLE + offices)
-    assert small.decide(complaint(category="pelayanan_kecamatan", kecamatan="timur")).opd == (
-        "kec_two"
-    )
-    with pytest.raises(ValueError, match="same kecamatan"):
-        RoutingTable.from_text(SMALL_TABLE + offices.replace("Timur", "Barat"))
+    # [territorial] must precede the [[opd]] entries of SMALL_TABLE in TOML: put it first.
+    t = small(SMALL_TABLE.replace('version = "1.0"', 'version = "1.0"\n' + offices, 1))
+    by_kecamatan = complaint(category="pelayanan_kecamatan", kecamatan="timur")
+    assert t.decide(by_kecamatan).opd == "kec_two"
+    by_kelurahan = complaint(category="pelayanan_kecamatan", kelurahan="Sungai Beliung")
+    assert t.decide(by_kelurahan).opd == "kec_one"
+    rt = complaint("Ketua RT", "Ketua RT tidak ramah", kelurahan="saigon")
+    assert t.decide(rt).opd == "kec_two"
+    with pytest.raises(ValueError, match="belongs to both"):
+        small(
+            SMALL_TABLE.replace(
+                'version = "1.0"', 'version = "1.0"\n' + offices.replace("Saigon", "Sungai Beliung")
+            )
+        )
 
 
 def test_version_is_file_version_plus_text_hash() -> None:
     digest = hashlib.sha256(SMALL_TABLE.encode()).hexdigest()[:8]
-    assert RoutingTable.from_text(SMALL_TABLE).version == f"1.0+{digest}"
+    assert small().version == f"1.0+{digest}"
     # Any edit changes the version, even if nobody bumped the number.
-    edited = RoutingTable.from_text(SMALL_TABLE + "\n# edited\n")
+    edited = small(SMALL_TABLE + "\n# edited\n")
     assert edited.version.startswith("1.0+")
     assert edited.version != f"1.0+{digest}"
 
@@ -315,21 +609,15 @@ def test_version_is_file_version_plus_text_hash() -> None:
 def test_packaged_version_contains_hash_of_the_file(table: RoutingTable) -> None:
     text = files("lapor.router").joinpath("routing_table.toml").read_text("utf-8")
     digest = hashlib.sha256(text.encode()).hexdigest()[:8]
-    assert table.version == f"2026.11.1+{digest}"
-    assert re.fullmatch(r"2026\.11\.1\+[0-9a-f]{8}", table.version)
+    number = tomllib.loads(text)["version"]
+    assert table.version == f"{number}+{digest}"
+    assert re.fullmatch(r"\d{4}\.\d+\.\d+\+[0-9a-f]{8}", table.version)
 
 
 def test_load_reads_a_given_path(tmp_path) -> None:
     path = tmp_path / "table.toml"
     path.write_text(SMALL_TABLE, encoding="utf-8")
-    assert RoutingTable.load(path).version == RoutingTable.from_text(SMALL_TABLE).version
-
-
-def test_decision_fits_the_complaint_routed_event(table: RoutingTable) -> None:
-    for c in (complaint(category="jalan"), complaint("Jln berlubang", "jln berlubang parah")):
-        decision: Decision = table.decide(c)
-        routed = ComplaintRouted(**dataclasses.asdict(decision))
-        assert routed.opd == decision.opd
+    assert RoutingTable.load(path, registry=SMALL_REGISTRY).version == small().version
 
 
 def test_opds_is_a_copy(table: RoutingTable) -> None:

@@ -171,8 +171,10 @@ async def test_racing_actions_on_one_complaint_exactly_one_wins(settings):
                 for i in range(4)
             ),
         )
-    codes = sorted(r.status_code for r in answers)
-    assert codes == [202] + [409] * 7, [r.text for r in answers]
+    codes = [r.status_code for r in answers]
+    assert codes.count(202) == 1, [r.text for r in answers]
+    # The losers are refused: a conflict, or, once a declination has won, "not yours".
+    assert set(codes) - {202} <= {409, 404}, [r.text for r in answers]
     nc = await nats.connect(settings.nats_url)
     info = await nc.jetstream().stream_info(settings.subjects.events_stream)
     await nc.close()

@@ -14,18 +14,21 @@ Decision order (first match wins):
 2. keywords in the title and body, matched on normalised and stemmed words (see
    ``lapor.router.text``): the OPD with the most hits; neighbourhood matters (the
    table's territorial keywords, such as "surat pengantar" or "ketua rt") count for the
-   office of the complaint's kecamatan; ties go to the OPD the reporter suggested, then
-   to table order;
+   office of the complaint's kecamatan, and kelurahan names ("Parit Mayor") are places,
+   not keywords; ties go to the OPD the reporter suggested, then to the one mentioned
+   first, then to table order;
 3. the OPD the reporter suggested, if the registry knows it;
 4. the coordinating admin (admin koordinator), who disposes it by hand. Under the No
    Wrong Door Policy every complaint is routed somewhere.
 
 "Not our authority" (Bukan Wewenang): ``decide(complaint, exclude)`` never chooses an
 excluded OPD, except the coordinator as the very last resort. When the owner of the
-complaint's subject (by category, or else by keywords) is excluded, the complaint is
-forwarded up a level along the table's ``escalation`` list for the owner's level (a city
-unit to the provincial government, then to the national ministries); otherwise the next
-best rule or candidate is tried.
+complaint's category is excluded, the complaint is forwarded up a level, to the first
+unit of the table's ``escalation`` list for the owner's level that is not excluded too
+(a city unit to the provincial government, then to the national ministries). When the
+keyword rule's best OPD is excluded, the next best candidate is taken; if none is left,
+the complaint is forwarded up a level from that best OPD. After that come the
+suggestion and the coordinator, as without exclusions.
 """
 
 from __future__ import annotations
@@ -55,10 +58,15 @@ CONFIDENCE_LOCATION = 0.85
 CONFIDENCE_KEYWORD_CONFIRMED = 0.7
 """Keywords pointing to the very OPD the reporter suggested."""
 CONFIDENCE_KEYWORD = 0.6
-CONFIDENCE_ESCALATION = 0.5
+CONFIDENCE_ESCALATION = 0.8
+"""Forwarded up a level from the owner of the complaint's category, which declined it: the
+table's own rule, as certain as the category (and disposed at once at the default
+``auto_dispose_confidence``)."""
+CONFIDENCE_ESCALATION_KEYWORD = 0.5
+"""Forwarded up a level from the OPD the keywords pointed to, which declined it."""
 CONFIDENCE_SUGGESTED = 0.5
 CONFIDENCE_KEYWORD_TIE = 0.4
-"""Keywords tied between OPDs, the tie broken by table order alone."""
+"""Keywords tied between OPDs; the one mentioned first was taken."""
 CONFIDENCE_FALLBACK = 0.0
 
 _NON_WORD = re.compile(r"[\W_]+")
@@ -70,6 +78,18 @@ _PLACE_MARKERS = frozenset({"kecamatan", "kelurahan", "desa", "camat", "lurah"})
 _CITY = "pontianak"
 _TERRITORIAL = "@territorial"
 """Owner of the territorial keywords: the sub-district office of the complaint's place."""
+_PLACE = "@place"
+"""Owner of the kelurahan names, matched only so that their words are no keywords."""
+_LOCATIVES = frozenset(
+    {"di", "depan", "dekat", "samping", "belah", "belakang", "seberang",
+     "sekitar", "atas", "bawah", "ujung", "tuju", "arah", "pinggir", "halaman", "kawasan",
+     "area"}
+)  # fmt: skip
+"""Stems of words that make what follows a place: "di depan sekolah", "dekat pasar"."""
+
+LOCATIVE_WEIGHT = 0.5
+"""What a keyword right after a place word counts for: "PKL di depan RSUD" is about street
+vendors, and the hospital only says where."""
 
 
 @dataclass(frozen=True)
@@ -131,8 +151,12 @@ def _kecamatan_keys(name: str) -> set[str]:
 
 
 def _place_key(name: str) -> str:
-    """Case-, space- and punctuation-blind form of a kelurahan name."""
-    return "".join(normalize(name))
+    """Case-, space- and punctuation-blind form of a kelurahan name ("Kel. Mariana" is
+    "mariana")."""
+    words = normalize(name)
+    if len(words) > 1 and words[0] in ("kelurahan", "desa"):
+        words = words[1:]
+    return "".join(words)
 
 
 @dataclass(frozen=True)
@@ -146,8 +170,9 @@ class _Phrase:
 class _Candidate:
     opd: Opd
     keywords: list[str]
-    hits: int
-    order: int
+    hits: float
+    first: int
+    """Position of the first word of its first hit."""
 
 
 class RoutingTable:
@@ -272,7 +297,9 @@ class RoutingTable:
             if owner.code not in exclude:
                 return self._decision(owner, rule, reason, confidence, excluded)
             escalated_from.add(owner.code)
-            forwarded = self._escalate(owner, exclude, f"Category '{complaint.category}'")
+            forwarded = self._escalate(
+                owner, exclude, f"Category '{complaint.category}'", CONFIDENCE_ESCALATION
+            )
             if forwarded is not None:
                 return self._decision(*forwarded, excluded)
 
@@ -282,7 +309,9 @@ class RoutingTable:
             return self._decision(*chosen, excluded)
         if candidates and candidates[0].opd.code not in escalated_from:
             top = candidates[0]
-            forwarded = self._escalate(top.opd, exclude, f"The keyword '{top.keywords[0]}'")
+            forwarded = self._escalate(
+                top.opd, exclude, f"The keyword '{top.keywords[0]}'", CONFIDENCE_ESCALATION_KEYWORD
+            )
             if forwarded is not None:
                 return self._decision(*forwarded, excluded)
 
@@ -334,7 +363,7 @@ class RoutingTable:
     ) -> Decision:
         if excluded:
             names = ", ".join(self._name(code) for code in excluded)
-            reason = f"{reason} Not our authority, per: {names}."
+            reason = f"{reason} Declared not their authority: {names}."
         return Decision(
             opd=opd.code,
             opd_name=opd.name,
@@ -350,9 +379,7 @@ class RoutingTable:
         opd = self._opds.get(code)
         return opd.name if opd is not None else code
 
-    def _by_category_rule(
-        self, complaint: ComplaintReceived
-    ) -> tuple[Opd, str, str, float] | None:
+    def _by_category_rule(self, complaint: ComplaintReceived) -> tuple[Opd, str, str, float] | None:
         category = complaint.category
         if not category:
             return None
@@ -379,12 +406,20 @@ class RoutingTable:
         )
 
     def _keyword_candidates(self, complaint: ComplaintReceived) -> list[_Candidate]:
-        """OPDs whose keywords the complaint mentions, best first."""
+        """OPDs whose keywords the complaint mentions, most hits first.
+
+        Equal hits go to the OPD the reporter suggested, then to the one mentioned first
+        (the title comes first, and Indonesian names the subject before the place: "PKL
+        di depan RSUD", "sampah di depan kantor camat"), then to table order.
+        """
+        words = stems(f"{complaint.title}\n{complaint.body}")
         found: dict[str, _Candidate] = {}
         office: Opd | None = None
         office_known = False
-        for phrase in self._match(stems(f"{complaint.title}\n{complaint.body}")):
+        for position, phrase in self._match(words):
             code = phrase.opd
+            if code == _PLACE:
+                continue
             if code == _TERRITORIAL:
                 if not office_known:
                     office = self.office_for(
@@ -396,15 +431,15 @@ class RoutingTable:
                 code = office.code
             candidate = found.get(code)
             if candidate is None:
-                candidate = found[code] = _Candidate(
-                    self._opds[code], [], 0, self._order[code]
-                )
-            candidate.hits += 1
+                candidate = found[code] = _Candidate(self._opds[code], [], 0, position)
+            after_place_word = position > 0 and words[position - 1] in _LOCATIVES
+            candidate.hits += LOCATIVE_WEIGHT if after_place_word else 1
             if phrase.keyword not in candidate.keywords:
                 candidate.keywords.append(phrase.keyword)
         suggested = complaint.suggested_opd
         return sorted(
-            found.values(), key=lambda c: (-c.hits, c.opd.code != suggested, c.order)
+            found.values(),
+            key=lambda c: (-c.hits, c.opd.code != suggested, c.first, self._order[c.opd.code]),
         )
 
     def _by_keyword_rule(
@@ -430,15 +465,15 @@ class RoutingTable:
         elif tied:
             confidence = CONFIDENCE_KEYWORD_TIE
             reason = (
-                f"{reason} {remaining[1].opd.name} is mentioned as often; the table's order "
-                "decided."
+                f"{reason} {remaining[1].opd.name} is mentioned as often; the one mentioned "
+                "first was chosen."
             )
         else:
             confidence = CONFIDENCE_KEYWORD
         return opd, f"keyword:{best.keywords[0]}", reason, confidence
 
     def _escalate(
-        self, owner: Opd, exclude: frozenset[str], subject: str
+        self, owner: Opd, exclude: frozenset[str], subject: str, confidence: float
     ) -> tuple[Opd, str, str, float] | None:
         """Forward up a level from ``owner``, who declined: the first unit of its level's
         escalation list that did not decline too."""
@@ -451,19 +486,20 @@ class RoutingTable:
                 f"escalation:{owner.code}",
                 f"{subject} points to {owner.name}, which declared it not its authority; "
                 f"forwarded up a level to {target.name}.",
-                CONFIDENCE_ESCALATION,
+                confidence,
             )
         return None
 
-    def _match(self, text: tuple[str, ...]) -> Iterable[_Phrase]:
+    def _match(self, text: tuple[str, ...]) -> Iterable[tuple[int, _Phrase]]:
         # Greedy longest match from the left: the words of "lampu jalan" are spent on the
-        # street-light phrase and cannot count again as a road keyword.
+        # street-light phrase and cannot count again as a road keyword, and those of the
+        # place "Parit Mayor" on the place, not on the drainage keyword "parit".
         i = 0
         while i < len(text):
             for phrase in self._phrases.get(text[i], ()):
                 n = len(phrase.words)
                 if text[i : i + n] == phrase.words:
-                    yield phrase
+                    yield i, phrase
                     i += n
                     break
             else:
@@ -563,8 +599,7 @@ def _parse_escalation(value: Any, opds: Mapping[str, Opd]) -> dict[str, tuple[st
         for code in chain:
             if code not in opds:
                 raise ValueError(
-                    f"routing table: escalation.{level}: {code!r} is not a unit of the OPD "
-                    "registry"
+                    f"routing table: escalation.{level}: {code!r} is not a unit of the OPD registry"
                 )
         chains[level] = chain
     return chains
@@ -659,6 +694,11 @@ def _index_keywords(
                 f"of {_owner(other.opd)} (both read as {' '.join(key)!r})"
             )
         owners[key] = _Phrase(words=key, keyword=keyword, opd=code)
+    for opd in opds:
+        for name in opd.kelurahan:
+            key = stems(name)
+            if key not in owners:  # a keyword spelled like a place stays a keyword
+                owners[key] = _Phrase(words=key, keyword=name, opd=_PLACE)
     index: dict[str, list[_Phrase]] = {}
     for phrase in owners.values():
         index.setdefault(phrase.words[0], []).append(phrase)

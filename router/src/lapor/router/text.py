@@ -83,12 +83,13 @@ STEM_OVERRIDES: dict[str, str] = {
     # Sastrawi over-stems these into other words.
     "kerusakan": "rusak", "tumpukan": "tumpuk", "perawat": "rawat", "pengemis": "pengemis",
     "pemadam": "padam", "pemadaman": "padam", "pengerukan": "keruk", "pemukiman": "permukiman",
-    "pengasapan": "pengasapan",
     # Kept whole: their stems are common words that would match far too much ("rumah",
     # "kerja") or erase a distinction routing needs ("camat" is the head of a sub-district,
-    # "kecamatan" also a place in every address; "lurah" likewise for "kelurahan").
-    "kecamatan": "kecamatan", "kelurahan": "kelurahan", "perumahan": "perumahan",
-    "permukiman": "permukiman", "pekerja": "pekerja", "pedagang": "pedagang",
+    # "kecamatan" also a place in every address; "lurah" likewise for "kelurahan";
+    # "pengasapan" is mosquito fogging, "asap" the smoke of a fire).
+    "pengasapan": "pengasapan", "kecamatan": "kecamatan", "kelurahan": "kelurahan",
+    "perumahan": "perumahan", "permukiman": "permukiman", "pekerja": "pekerja",
+    "pedagang": "pedagang",
     "pendidikan": "pendidikan", "kependudukan": "kependudukan", "pertanahan": "pertanahan",
 }  # fmt: skip
 """Words whose stem is fixed by hand, checked before the stemmer."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -33,10 +35,15 @@ T = TypeVar("T")
 
 
 @pytest.fixture(scope="session")
-def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infrastructure]:
-    data_dir: Path = tmp_path_factory.mktemp("infra")
-    with infrastructure(Settings(data_dir=data_dir)) as running:
-        yield running
+def infra() -> Iterator[Infrastructure]:
+    # Not under pytest's basetemp: pytest deletes older basetemps when another run starts,
+    # which would pull the data folder from under a PostgreSQL still in use.
+    data_dir = Path(tempfile.mkdtemp(prefix="lapor-test-"))
+    try:
+        with infrastructure(Settings(data_dir=data_dir)) as running:
+            yield running
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture
