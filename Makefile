@@ -44,5 +44,9 @@ fmt: $(VENV)/.synced
 schemas: $(VENV)/.synced  ## Regenerate the committed JSON Schemas of every event
 	$(VENV)/bin/python -m lapor.shared.schemas shared/schemas
 
+bench: $(VENV)/.synced  ## Benchmarks; each prints a table and writes JSON beside it
+	$(VENV)/bin/python -m lapor.router.bench tests/routing/labelled_complaints.jsonl \
+		--json bench-routing.json
+
 clean:
 	rm -rf .venv .tools .lapor .pytest_cache .ruff_cache

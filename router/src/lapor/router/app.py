@@ -5,18 +5,23 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from lapor.router.domain import RoutingTable
-from lapor.router.handlers import agency_fan_out, register
+from lapor.router.handlers import LiveRules, RulesWatcher, agency_fan_out, register
 from lapor.services.runtime import create_service
 from lapor.services.settings import Settings
 
 
 def create_app(settings: Settings | None = None, table: RoutingTable | None = None) -> FastAPI:
-    table = table or RoutingTable.load()
+    """``table``: the rules to start with (default: the packaged table); a table published
+    to the rules bucket replaces it while running."""
+    rules = LiveRules(table or RoutingTable.load())
     return create_service(
         "router",
         settings or Settings(),
-        subscribers=lambda rt: register(rt, table),
-        workers=[lambda rt: agency_fan_out(rt, table.coordinator.code)],
+        subscribers=lambda rt: register(rt, rules),
+        workers=[
+            lambda rt: RulesWatcher(rt, rules),
+            lambda rt: agency_fan_out(rt, rules.table.coordinator.code),
+        ],
         database=False,
         description="Routes every complaint to the authorized OPD (No Wrong Door Policy).",
     )

@@ -13,6 +13,8 @@ in the log instead of appending them again.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 
 import structlog
@@ -22,6 +24,7 @@ from faststream.nats.annotations import NatsMessage
 from nats.aio.msg import Msg
 
 from lapor.router.domain import Decision, RoutingTable
+from lapor.router.rules_store import RulesStore
 from lapor.services.consumers import consumer_config, handle_reliably
 from lapor.services.eventstore import ConcurrencyError, EventStore, StoredEvent
 from lapor.services.projections import LogFollower
@@ -186,18 +189,51 @@ def _assignment(
 # --- wiring -------------------------------------------------------------------------
 
 
-def register(rt: Runtime, table: RoutingTable) -> None:
+class LiveRules:
+    """The routing table in force; an operator's change (see ``rules_store``) replaces it
+    without a redeploy."""
+
+    def __init__(self, table: RoutingTable) -> None:
+        self.table = table
+
+    def replace(self, table: RoutingTable) -> None:
+        log.info("routing rules changed", old=self.table.version, new=table.version)
+        self.table = table
+
+
+class RulesWatcher:
+    """Keeps ``LiveRules`` on the latest table in the rules bucket."""
+
+    def __init__(self, rt: Runtime, rules: LiveRules) -> None:
+        self.rt, self.rules = rt, rules
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        watch = RulesStore.watch(
+            self.rt.js, self.rt.settings.subjects.routing_rules_bucket, self.rules.replace
+        )
+        self._task = asyncio.create_task(watch, name="routing rules watcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+def register(rt: Runtime, rules: LiveRules) -> None:
     """Subscribe the router to new complaints and to "not our authority"."""
     for durable, event_type in (
         ("router", ComplaintReceived.TYPE),
         ("router_rerouting", AuthorityDeclined.TYPE),
     ):
-        _subscribe_router(rt, table, durable, rt.settings.subjects.of_type(event_type))
+        _subscribe_router(rt, rules, durable, rt.settings.subjects.of_type(event_type))
 
 
-def _subscribe_router(rt: Runtime, table: RoutingTable, durable: str, subject: str) -> None:
+def _subscribe_router(rt: Runtime, rules: LiveRules, durable: str, subject: str) -> None:
     async def handle(stored: StoredEvent, event: Event) -> None:
-        await route_complaint(rt.store, table, stored, rt.settings.auto_dispose_confidence)
+        threshold = rt.settings.auto_dispose_confidence
+        await route_complaint(rt.store, rules.table, stored, threshold)
 
     @rt.broker.subscriber(
         subject,

@@ -70,6 +70,8 @@ async def settings(infra: Infrastructure) -> AsyncIterator[Settings]:
     for config in stream_configs(test_settings):
         with contextlib.suppress(Exception):
             await js.delete_stream(config.name)
+    with contextlib.suppress(Exception):
+        await js.delete_key_value(test_settings.subjects.routing_rules_bucket)
     await nc.close()
     admin = await asyncpg.connect(infra.database_url)
     try:

@@ -10,8 +10,14 @@ from dataclasses import asdict
 
 import structlog
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.api import (
+    DiscardPolicy,
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BucketNotFoundError, NotFoundError
 
 from lapor.services.settings import Settings
 
@@ -88,3 +94,25 @@ async def declare_streams(js: JetStreamContext, settings: Settings) -> None:
         if drift:
             await js.update_stream(config)
             log.warning("stream updated", stream=config.name, drift=drift)
+    await declare_buckets(js, settings)
+
+
+RULES_HISTORY = 64
+
+
+async def declare_buckets(js: JetStreamContext, settings: Settings) -> None:
+    """The key-value bucket of the routing rules (its history keeps past tables)."""
+    bucket = settings.subjects.routing_rules_bucket
+    try:
+        await js.key_value(bucket)
+    except BucketNotFoundError:
+        await js.create_key_value(
+            KeyValueConfig(
+                bucket=bucket,
+                history=RULES_HISTORY,
+                storage=StorageType.FILE,
+                replicas=settings.stream_replicas,
+                description="Routing rules published by operators",
+            )
+        )
+        log.info("bucket created", bucket=bucket)

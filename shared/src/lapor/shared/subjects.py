@@ -39,6 +39,11 @@ class Subjects:
         return f"{self._stream_prefix}_DEADLETTER"
 
     @property
+    def routing_rules_bucket(self) -> str:
+        """Key-value bucket holding the routing table an operator publishes."""
+        return f"{self._stream_prefix}_ROUTING_RULES"
+
+    @property
     def _stream_prefix(self) -> str:
         return self.root.upper().replace(".", "_").replace("-", "_")
 

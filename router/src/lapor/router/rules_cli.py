@@ -1,0 +1,59 @@
+"""``lapor-rules``: an operator changes the routing rules of a running system.
+
+    lapor-rules publish routing_table.toml --author "Admin Diskominfo"
+    lapor-rules history
+
+The table is validated before it is stored; every router watching the bucket switches to
+it at once, and each later routing decision names its version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+import nats
+
+from lapor.router.rules_store import RulesStore
+from lapor.services.settings import Settings
+
+
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    nc = await nats.connect(settings.nats_url)
+    js, bucket = nc.jetstream(), settings.subjects.routing_rules_bucket
+    try:
+        if args.command == "publish":
+            text = args.table.read_text(encoding="utf-8")
+            revision = await RulesStore.publish(js, text, bucket=bucket, author=args.author)
+            print(f"published as revision {revision}")
+        else:
+            for change in await RulesStore.changes(js, bucket):
+                print(f"{change.revision:>4}  {change.at}  {change.version:<24}  {change.author}")
+    finally:
+        await nc.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lapor-rules", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    publish = sub.add_parser("publish", help="validate and publish a routing table")
+    publish.add_argument("table", type=Path)
+    publish.add_argument("--author", required=True, help="who makes the change (recorded)")
+    sub.add_parser("history", help="every published table: revision, time, version, author")
+    args = parser.parse_args(argv)
+    settings = Settings()
+    if settings.nats_url is None:
+        print("lapor-rules: set NATS_URL to the running system's NATS server", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_run(args, settings))
+    except ValueError as e:
+        print(f"lapor-rules: the table was refused: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
