@@ -26,7 +26,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from lapor.services import natsauth
-from lapor.services.infra import free_port, nats_server_binary, wait_for_port
+from lapor.services.infra import embedded_nats, free_port, nats_server_binary
 from lapor.services.settings import Settings
 from lapor.services.topology import stream_configs
 from lapor.shared.registry import Registry, load_registry
@@ -88,18 +88,8 @@ def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, di
             service_password=SERVICE_PASSWORD,
         )
     )
-    with (tmp_path / "nats-server.log").open("wb") as log:
-        proc = subprocess.Popen([nats_server_binary(), "-c", str(conf)], stderr=log)
-    try:
-        wait_for_port(port, timeout=10)
-        yield f"nats://127.0.0.1:{port}", passwords
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with embedded_nats(tmp_path / "js", port=port, config=conf) as url:
+        yield url, passwords
 
 
 async def connect(url: str, user: str, password: str, *, inbox: str | None, api_wait: float):

@@ -105,12 +105,20 @@ def wait_for_port(port: int, timeout: float = 15.0, host: str = "127.0.0.1") -> 
 
 
 @contextlib.contextmanager
-def embedded_nats(store_dir: Path, port: int | None = None) -> Iterator[str]:
-    """A real nats-server with JetStream (file storage in ``store_dir``) on loopback."""
+def embedded_nats(
+    store_dir: Path, port: int | None = None, config: Path | None = None
+) -> Iterator[str]:
+    """A real nats-server with JetStream (file storage in ``store_dir``) on loopback, or,
+    with ``config``, one run from that configuration file (which must listen on ``port``)."""
     store_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
+    args = (
+        ["-c", str(config)]
+        if config
+        else ["-js", "-sd", str(store_dir), "-a", "127.0.0.1", "-p", str(port)]
+    )
     proc = subprocess.Popen(
-        [nats_server_binary(), "-js", "-sd", str(store_dir), "-a", "127.0.0.1", "-p", str(port)],
+        [nats_server_binary(), *args],
         stdout=subprocess.DEVNULL,
         stderr=(store_dir / "nats-server.log").open("ab"),
     )
