@@ -14,7 +14,15 @@ import nats
 from lapor.services.eventstore import EventStore
 from lapor.services.testing import eventually, serving
 from lapor.shared.envelope import decode, envelope
-from lapor.shared.events import ComplaintReceived, DeadlineBreached, DeadlineWarned
+from lapor.shared.events import (
+    Actor,
+    ComplaintClosed,
+    ComplaintDisposed,
+    ComplaintReceived,
+    ComplaintResolved,
+    DeadlineBreached,
+    DeadlineWarned,
+)
 from lapor.shared.tracking import new_tracking_id
 from lapor.tracker.app import create_app
 from lapor.tracker.timers import DeadlineConfig
@@ -85,3 +93,54 @@ async def test_deadline_warns_then_breaches_once_across_restarts(settings):
     assert len(events) == 2
     assert len(await deadline_events(store, tracking_id)) == 2
     await nc.close()
+
+
+async def test_an_answer_without_reply_closes_itself_after_ten_working_days(settings):
+    nc = await nats.connect(settings.nats_url)
+    store = EventStore(nc.jetstream(), settings.subjects)
+    tracking_id = new_tracking_id()
+    officer = Actor(role="agency", opd="dpupr")
+    answered_at = datetime(2026, 9, 1, 10, 0, tzinfo=WIB)  # a Tuesday
+    last = 0
+    for event, at in (
+        (
+            ComplaintReceived(title="Jalan rusak", body="Jalan berlubang di depan pasar"),
+            RECEIVED_AT,
+        ),
+        (ComplaintDisposed(opd="dpupr", opd_name="DPUPR", by=officer, automatic=True), RECEIVED_AT),
+        (ComplaintResolved(opd="dpupr", resolution="Sudah ditambal"), answered_at),
+    ):
+        env = envelope(event, complaint_id=tracking_id, correlation_id=uuid.uuid4(), occurred_at=at)
+        last = await store.append(env, expected_last_seq=last)
+
+    config = DeadlineConfig(check_seconds=0.05)
+    # Ten working days after 1 September 2026 end on 15 September.
+    for now, closed in (
+        (datetime(2026, 9, 15, 20, 0, tzinfo=WIB), False),
+        (datetime(2026, 9, 16, 0, 30, tzinfo=WIB), True),
+    ):
+        async with serving(create_app(settings, deadlines=config, now=lambda n=now: n)) as c:
+
+            async def status(client=c):
+                r = await client.get(f"/complaints/{tracking_id}")
+                return r.json() if r.status_code == 200 else None
+
+            body = await eventually(status)
+            if closed:
+                body = await eventually(lambda: _when(status, lambda b: b["status"] == "closed"))
+                assert body["history"][-1]["note"].startswith("Closed: no reply")
+            else:
+                await asyncio.sleep(0.3)
+                assert (await status())["status"] == "answered"
+    closes = [
+        e
+        for e in (decode(s.envelope) for s in await store.load(tracking_id))
+        if isinstance(e, ComplaintClosed)
+    ]
+    assert [c.reason for c in closes] == ["no_reply"]
+    await nc.close()
+
+
+async def _when(probe, check):
+    body = await probe()
+    return body if body and check(body) else None
