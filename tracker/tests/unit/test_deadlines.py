@@ -3,9 +3,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from lapor.shared.calendar import WorkingCalendar
 from lapor.shared.events import DeadlineStep
 from lapor.tracker import deadlines
-from lapor.tracker.calendar import WorkingCalendar
 from lapor.tracker.deadlines import Clock, DeadlinePolicy
 
 WIB = ZoneInfo("Asia/Pontianak")

@@ -19,8 +19,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
+from lapor.shared.calendar import WorkingCalendar
 from lapor.shared.events import DeadlineStep
-from lapor.tracker.calendar import WorkingCalendar
 
 ClockStatus = Literal["ok", "warning", "breached", "paused"]
 

@@ -7,10 +7,10 @@ from typing import Any
 import asyncpg
 
 from lapor.services.eventstore import StoredEvent
+from lapor.shared.calendar import WorkingCalendar
 from lapor.shared.envelope import Event
 from lapor.shared.events import ComplaintReceived, DeadlineStep
 from lapor.tracker import deadlines
-from lapor.tracker.calendar import WorkingCalendar
 from lapor.tracker.deadlines import Clock, DeadlinePolicy
 from lapor.tracker.domain import ComplaintState, Status, evolve, note_of
 from lapor.tracker.timers import Timer, next_timer

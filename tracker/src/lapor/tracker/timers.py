@@ -19,6 +19,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from lapor.shared.calendar import WorkingCalendar, collective_leave_from_text
 from lapor.shared.envelope import Event
 from lapor.shared.events import (
     AuthorityDeclined,
@@ -36,7 +37,6 @@ from lapor.shared.events import (
     FollowUpPosted,
 )
 from lapor.tracker import deadlines
-from lapor.tracker.calendar import WorkingCalendar, collective_leave_from_text
 from lapor.tracker.deadlines import Clock, DeadlinePolicy
 
 

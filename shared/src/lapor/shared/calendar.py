@@ -1,6 +1,8 @@
 """Working days (hari kerja) in Indonesia, for reckoning complaint deadlines.
 
 Pure domain code: no I/O and no clock reads. Every function takes the instants it needs.
+It is part of the shared contract because deadlines are defined in working days: the
+tracker that fires them and the analytics that measure them must count the same days.
 
 A working day is a local calendar date that is
 

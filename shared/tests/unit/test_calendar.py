@@ -3,7 +3,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from lapor.tracker.calendar import WorkingCalendar, collective_leave_from_text
+from lapor.shared.calendar import WorkingCalendar, collective_leave_from_text
 
 WIB = ZoneInfo("Asia/Pontianak")
 CAL = WorkingCalendar()
