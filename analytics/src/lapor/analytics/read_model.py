@@ -26,6 +26,7 @@ class CompletionProjection:
     """
 
     name = "analytics.completion"
+    tables = (("analytics.complaints", ("tracking_id",)), ("analytics.opds", ("opd",)))
 
     async def apply(self, conn: asyncpg.Connection, stored: StoredEvent, event: Event) -> None:
         complaint_id, at = stored.envelope.complaint_id, stored.envelope.occurred_at

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -58,6 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("opd", nargs="?", help="the officer's unit (for agency)")
     token.add_argument("--name", help="the officer's name, recorded with their actions")
     token.add_argument("--ttl", type=int, default=86400, help="seconds (default: a day)")
+    rerun = sub.add_parser("replay", help="rebuild read models from the log; verify or swap")
+    rerun.add_argument("projections", nargs="*", help="default: all installed")
+    how = rerun.add_mutually_exclusive_group(required=True)
+    how.add_argument("--verify", action="store_true", help="list every difference")
+    how.add_argument("--swap", action="store_true", help="replace the live tables")
+    rerun.add_argument("--from-seq", type=int, default=1)
+    rerun.add_argument("--from-time", type=datetime.fromisoformat)
     users = sub.add_parser(
         "nats-users", help="write the NATS users and per-agency permissions, create consumers"
     )
@@ -85,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
             secret = settings.auth_secret.get_secret_value()
             print(issue_token(secret, args.role, args.opd, args.name, args.ttl))
             return 0
+        case "replay":
+            with infrastructure(settings) as infra:
+                return asyncio.run(run_replay(_with_urls(settings, infra), args))
         case "nats-users":
             with infrastructure(settings) as infra:
                 asyncio.run(nats_users(_with_urls(settings, infra), args.output))
@@ -108,6 +119,24 @@ def with_local_secret(settings: Settings) -> Settings:
         path.write_text(secrets.token_urlsafe(32))
         path.chmod(0o600)
     return settings.model_copy(update={"auth_secret": SecretStr(path.read_text().strip())})
+
+
+async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from lapor.services.replay import replay
+
+    report = await replay(
+        settings,
+        args.projections,
+        mode="verify" if args.verify else "swap",
+        from_seq=args.from_seq,
+        from_time=args.from_time,
+    )
+    for name, differences in report.items():
+        verdict = "swapped" if args.swap else f"{len(differences)} difference(s)"
+        print(f"{name}: {verdict}")
+        for difference in differences[:200]:
+            print(f"  {difference.describe()}")
+    return 1 if any(report.values()) else 0
 
 
 async def nats_users(settings: Settings, output: Path) -> None:

@@ -118,9 +118,11 @@ async def handle_reliably(
 
 
 class Projection(Protocol):
-    """A read model fed from the log. ``apply`` must be idempotent for one event."""
+    """A read model fed from the log. ``apply`` must be idempotent for one event.
+    ``tables`` names its tables with their key columns, for replay to compare and swap."""
 
     name: str
+    tables: tuple[tuple[str, tuple[str, ...]], ...]
 
     async def apply(self, conn: asyncpg.Connection, stored: StoredEvent, event: Event) -> None: ...
 

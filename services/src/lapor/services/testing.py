@@ -76,6 +76,7 @@ async def settings(infra: Infrastructure) -> AsyncIterator[Settings]:
     admin = await asyncpg.connect(infra.database_url)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}_replay" WITH (FORCE)')
     finally:
         await admin.close()
 

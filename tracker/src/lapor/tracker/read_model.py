@@ -23,6 +23,7 @@ class StatusProjection:
     """complaint events -> tracker.complaints (status and deadline clock) and history."""
 
     name = "tracker.status"
+    tables = (("tracker.complaints", ("tracking_id",)), ("tracker.history", ("seq",)))
 
     def __init__(self, calendar: WorkingCalendar, policy: DeadlinePolicy) -> None:
         self.calendar = calendar
@@ -123,6 +124,14 @@ def _state(row: asyncpg.Record | None) -> ComplaintState | None:
         followed_up=row["followed_up"],
         rating=row["rating"],
     )
+
+
+def projection_from_env() -> StatusProjection:
+    """The projection as a deployment configures it (for ``lapor replay``)."""
+    from lapor.tracker.timers import DeadlineConfig
+
+    config = DeadlineConfig()
+    return StatusProjection(config.calendar(), config.policy())
 
 
 def _timer(row: asyncpg.Record | None) -> Timer:

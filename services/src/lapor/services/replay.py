@@ -1,0 +1,321 @@
+"""Replay: rebuild read models from the log into fresh tables, then verify or swap.
+
+A projection is rebuilt with the very code that keeps it live, into a fresh database on
+the same server (``<live>_replay``), from the start of the log or from a sequence or a
+time. Then either
+
+* **verify**: both sides are read in key order with server-side cursors and merged, and
+  every row that is missing, extra or different is listed; or
+* **swap**: in one transaction that holds the projection's checkpoint row (so the live
+  consumer waits), the live tables are emptied and filled from the rebuilt ones by COPY,
+  and the checkpoint is set to where the rebuild stopped.
+
+Memory stays flat however long the log: events are applied in batches and rows are
+streamed, never collected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from importlib.metadata import entry_points
+from typing import Any
+
+import asyncpg
+import nats
+import nats.errors
+import structlog
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from tqdm import tqdm
+
+from lapor.services.consumers import DeadLetters, Projection, project_batch
+from lapor.services.database import migrate
+from lapor.services.infra import with_database
+from lapor.services.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+BATCH = 500
+CATCH_UP_ATTEMPTS = 5
+
+
+def installed_projections() -> dict[str, Projection]:
+    """Every projection an installed service registered under ``lapor.projections``."""
+    return {ep.name: ep.load()() for ep in entry_points(group="lapor.projections")}
+
+
+@dataclass(frozen=True)
+class Difference:
+    table: str
+    key: tuple[Any, ...]
+    kind: str  # "missing" (only live), "extra" (only rebuilt), "changed"
+    live: dict[str, Any] | None
+    rebuilt: dict[str, Any] | None
+
+    def describe(self) -> str:
+        if self.kind == "changed":
+            assert self.live is not None and self.rebuilt is not None
+            fields = [k for k in self.live if self.live[k] != self.rebuilt.get(k)]
+            detail = ", ".join(f"{f}: {self.live[f]!r} -> {self.rebuilt[f]!r}" for f in fields)
+            return f"{self.table} {self.key}: {detail}"
+        where = "only in the live table" if self.kind == "missing" else "only in the rebuild"
+        return f"{self.table} {self.key}: {where}"
+
+
+async def fresh_database(live_url: str, name: str) -> str:
+    """(Re)create database ``name`` beside the live one, migrated; returns its URL."""
+    admin = await asyncpg.connect(live_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = with_database(live_url, name)
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    return url
+
+
+async def rebuild(
+    settings: Settings,
+    projection: Projection,
+    target_url: str,
+    *,
+    from_seq: int = 1,
+    from_time: datetime | None = None,
+    show_progress: bool = True,
+) -> int:
+    """Apply the log to ``projection`` in ``target_url`` (from its checkpoint on, or from
+    ``from_seq``/``from_time`` on a fresh one) up to the log's current end; returns the
+    last sequence applied."""
+    nc = await nats.connect(settings.nats_url)
+    pool = await asyncpg.create_pool(target_url, min_size=1, max_size=2)
+    try:
+        js = nc.jetstream()
+        stream = settings.subjects.events_stream
+        end = (await js.stream_info(stream)).state.last_seq
+        start = await _start(pool, projection, js, settings, from_seq, from_time)
+        if start > end:
+            return end
+        sub = await js.pull_subscribe(
+            settings.subjects.all_events,
+            stream=stream,
+            config=ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=start,
+                ack_policy=AckPolicy.EXPLICIT,
+                max_ack_pending=BATCH,
+                inactive_threshold=60,
+            ),
+        )
+        dead_letters = DeadLetters(js, settings)
+        bar = tqdm(
+            total=end - start + 1, unit="ev", desc=projection.name, disable=not show_progress
+        )
+        done = start - 1
+        try:
+            while done < end:
+                with contextlib.suppress(nats.errors.TimeoutError):
+                    msgs = await sub.fetch(batch=BATCH, timeout=5)
+                    msgs = [m for m in msgs if m.metadata.sequence.stream <= end]
+                    await project_batch(
+                        pool, projection, msgs, dead_letters=dead_letters, settings=settings
+                    )
+                    if msgs:
+                        last = max(m.metadata.sequence.stream for m in msgs)
+                        bar.update(last - done)
+                        done = last
+        finally:
+            bar.close()
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        return done
+    finally:
+        await pool.close()
+        await nc.close()
+
+
+async def _start(
+    pool: asyncpg.Pool,
+    projection: Projection,
+    js: JetStreamContext,
+    settings: Settings,
+    from_seq: int,
+    from_time: datetime | None,
+) -> int:
+    """Where to begin: after the target's checkpoint if it has one, else at the asked
+    sequence or time (a rebuild from the middle covers only what follows)."""
+    last = await pool.fetchval(
+        "SELECT last_seq FROM projection_checkpoints WHERE projection = $1", projection.name
+    )
+    if last:
+        return last + 1
+    if from_time is not None:
+        stream = settings.subjects.events_stream
+        probe = await js.pull_subscribe(
+            settings.subjects.all_events,
+            stream=stream,
+            config=ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_TIME,
+                opt_start_time=from_time.isoformat(),
+                ack_policy=AckPolicy.NONE,
+            ),
+        )
+        try:
+            [first] = await probe.fetch(batch=1, timeout=2)
+            from_seq = first.metadata.sequence.stream
+        except nats.errors.TimeoutError:
+            from_seq = (await js.stream_info(stream)).state.last_seq + 1
+        finally:
+            await probe.unsubscribe()
+    # The projection refuses to skip a sequence: tell it where this rebuild begins.
+    await pool.execute(
+        """INSERT INTO projection_checkpoints (projection, last_seq) VALUES ($1, $2)
+           ON CONFLICT (projection) DO UPDATE SET last_seq = EXCLUDED.last_seq""",
+        projection.name,
+        from_seq - 1,
+    )
+    return from_seq
+
+
+async def _rows(conn: asyncpg.Connection, table: str, keys: Iterable[str]):
+    order = ", ".join(keys)
+    async for row in conn.cursor(f"SELECT * FROM {table} ORDER BY {order}", prefetch=1000):
+        yield dict(row)
+
+
+async def compare(
+    live_url: str, rebuilt_url: str, projection: Projection
+) -> AsyncIterator[Difference]:
+    """Every difference between the live and the rebuilt tables, in key order."""
+    live = await asyncpg.connect(live_url)
+    rebuilt = await asyncpg.connect(rebuilt_url)
+    try:
+        for table, keys in projection.tables:
+            async with live.transaction(readonly=True), rebuilt.transaction(readonly=True):
+                left, right = _rows(live, table, keys), _rows(rebuilt, table, keys)
+                a, b = await anext(left, None), await anext(right, None)
+                while a is not None or b is not None:
+                    ka = tuple(a[k] for k in keys) if a is not None else None
+                    kb = tuple(b[k] for k in keys) if b is not None else None
+                    if kb is None or (ka is not None and ka < kb):
+                        yield Difference(table, ka, "missing", a, None)
+                        a = await anext(left, None)
+                    elif ka is None or kb < ka:
+                        yield Difference(table, kb, "extra", None, b)
+                        b = await anext(right, None)
+                    else:
+                        if a != b:
+                            yield Difference(table, ka, "changed", a, b)
+                        a, b = await anext(left, None), await anext(right, None)
+    finally:
+        await live.close()
+        await rebuilt.close()
+
+
+class LiveMovedOn(Exception):
+    """The live projection is ahead of the rebuild: catch up before swapping."""
+
+
+async def swap(live_url: str, rebuilt_url: str, projection: Projection) -> int:
+    """Replace the live tables by the rebuilt ones; returns the new checkpoint."""
+    live = await asyncpg.connect(live_url)
+    rebuilt = await asyncpg.connect(rebuilt_url)
+    try:
+        rebuilt_last = await rebuilt.fetchval(
+            "SELECT last_seq FROM projection_checkpoints WHERE projection = $1", projection.name
+        )
+        async with live.transaction():
+            live_last = await live.fetchval(
+                """INSERT INTO projection_checkpoints (projection) VALUES ($1)
+                   ON CONFLICT (projection) DO UPDATE SET projection = EXCLUDED.projection
+                   RETURNING last_seq""",
+                projection.name,
+            )  # holds the row: the live consumer waits until the swap commits
+            if live_last > rebuilt_last:
+                raise LiveMovedOn(f"live at {live_last}, rebuild at {rebuilt_last}")
+            tables = [t for t, _ in projection.tables]
+            await live.execute(f"TRUNCATE {', '.join(tables)}")
+            for table in tables:
+                await _copy(rebuilt, live, table)
+            await live.execute(
+                "UPDATE projection_checkpoints SET last_seq = $2 WHERE projection = $1",
+                projection.name,
+                rebuilt_last,
+            )
+        return rebuilt_last
+    finally:
+        await live.close()
+        await rebuilt.close()
+
+
+async def _copy(source: asyncpg.Connection, target: asyncpg.Connection, table: str) -> None:
+    """Stream ``table`` from one database to the other with COPY, chunk by chunk."""
+    chunks: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=16)
+
+    async def produce() -> None:
+        try:
+            await source.copy_from_query(f"SELECT * FROM {table}", output=chunks.put)
+        finally:
+            await chunks.put(None)
+
+    async def consume() -> AsyncIterator[bytes]:
+        while (chunk := await chunks.get()) is not None:
+            yield chunk
+
+    schema, _, name = table.rpartition(".")
+    producer = asyncio.create_task(produce())
+    await target.copy_to_table(name, schema_name=schema or None, source=consume())
+    await producer
+
+
+async def replay(
+    settings: Settings,
+    names: list[str],
+    *,
+    mode: str,
+    from_seq: int = 1,
+    from_time: datetime | None = None,
+    show_progress: bool = True,
+) -> dict[str, list[Difference]]:
+    """Rebuild each named projection (all when ``names`` is empty), then ``verify`` (the
+    differences are returned) or ``swap``."""
+    assert settings.database_url is not None
+    projections = installed_projections()
+    unknown = set(names) - set(projections)
+    if unknown:
+        raise ValueError(f"unknown projection(s) {sorted(unknown)}; have {sorted(projections)}")
+    live_name = settings.database_url.rsplit("/", 1)[1].split("?")[0]
+    target = await fresh_database(settings.database_url, f"{live_name}_replay")
+    report: dict[str, list[Difference]] = {}
+    for name in names or sorted(projections):
+        projection = projections[name]
+        await rebuild(
+            settings,
+            projection,
+            target,
+            from_seq=from_seq,
+            from_time=from_time,
+            show_progress=show_progress,
+        )
+        if mode == "verify":
+            report[name] = [d async for d in compare(settings.database_url, target, projection)]
+            continue
+        for _ in range(CATCH_UP_ATTEMPTS):
+            try:
+                last = await swap(settings.database_url, target, projection)
+                log.info("projection swapped", projection=name, checkpoint=last)
+                break
+            except LiveMovedOn:  # events arrived meanwhile: apply them too, then again
+                await rebuild(settings, projection, target, show_progress=False)
+        else:
+            raise RuntimeError(f"{name}: the live projection kept moving; try again")
+        report[name] = []
+    return report

@@ -1,0 +1,306 @@
+"""Streaming exports of the complaints read model: CSV, and NDJSON for programs.
+
+``GET /exports/complaints.csv`` and ``GET /exports/complaints.ndjson`` take the same filters:
+``opd``, ``status`` and a period of reception ``received_from`` / ``received_to`` (local
+calendar dates of the deployment, half-open: ``[from, to)``, so consecutive months tile).
+
+JSON is offered as NDJSON (newline-delimited JSON, ``application/x-ndjson``): one complete
+JSON object a line. Unlike one big JSON array it can be written and read a row at a time,
+so it streams like the CSV, and a cut-off download is visibly cut off at a line.
+
+Both stream from a server-side cursor inside a read-only transaction (one snapshot):
+PostgreSQL hands over ``PREFETCH`` rows at a time and the response sends ``CHUNK_ROWS``
+rows a chunk, so memory stays flat and the first rows go out at once however many follow.
+Rows come in storage order, unsorted: a sort would have to read every matching row before
+the first could be sent (no index orders ``received_at``), so sort the file if you need to.
+
+Who sees what: the coordinating admin exports every unit's complaints; an agency officer
+exports only its own unit's (``opd`` defaults to it; asking for another unit is 403).
+What is never exported: the content of a confidential (Rahasia) complaint, whose title is
+blanked in the query itself, and the reporter's identity, which the tracker does not hold.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import AsyncIterator, Callable
+from datetime import date, datetime, time
+from functools import cache
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import StreamingResponse
+
+from lapor.services.auth import AuthenticatedActor
+from lapor.services.runtime import Runtime, runtime_of
+from lapor.shared.events import OPD_CODE, Actor
+from lapor.tracker.domain import Status
+from lapor.tracker.read_model import OVERDUE
+from lapor.tracker.timers import DeadlineConfig
+
+exports_router = APIRouter(prefix="/exports", tags=["exports"])
+
+COLUMNS = (
+    "tracking_id",
+    "received_at",
+    "status",
+    "opd",
+    "opd_name",
+    "report_type",
+    "channel",
+    "category",
+    "title",
+    "anonymous",
+    "confidential",
+    "due_at",
+    "overdue",
+    "rating",
+)
+"""The exported fields, in order. Nothing identifying the reporter is among them."""
+
+_SELECT = f"""SELECT tracking_id, received_at, status, opd, opd_name, report_type, channel,
+       category, CASE WHEN confidential THEN '' ELSE title END AS title,
+       anonymous, confidential, due_at, {OVERDUE}, rating
+  FROM tracker.complaints"""
+
+PREFETCH = 1000
+"""Rows PostgreSQL hands over per round trip of the cursor."""
+CHUNK_ROWS = 500
+"""Rows written per response chunk: few enough to go out at once, enough to keep the
+per-chunk overhead (a send through the ASGI stack) small."""
+MAX_RUNNING = 3
+"""Exports streaming at once per process. Each holds a pooled connection for its whole
+run; more would starve the projections and the API of the shared pool."""
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+@cache
+def _zone() -> ZoneInfo:
+    """The deployment's zone (``LAPOR_DEADLINE_TIMEZONE``): the dates of the period are
+    its local calendar dates, as the deadlines are."""
+    return ZoneInfo(DeadlineConfig().timezone)
+
+
+def _running(request: Request) -> int:
+    return getattr(request.app.state, "exports_running", 0)
+
+
+def _set_running(request: Request, n: int) -> None:
+    request.app.state.exports_running = n
+
+
+# --- the query ------------------------------------------------------------------------
+
+
+def export_query(
+    opd: str | None, status_: Status | None, since: datetime | None, until: datetime | None
+) -> tuple[str, list[Any]]:
+    """The SELECT and its arguments; only the filters given become conditions, so the
+    planner sees each export's own shape (an ``opd`` filter can use its index)."""
+    where, args = [], []
+    for condition, value in (
+        ("opd = ${}", opd),
+        ("status = ${}", status_.value if status_ else None),
+        ("received_at >= ${}", since),
+        ("received_at < ${}", until),
+    ):
+        if value is not None:
+            args.append(value)
+            where.append(condition.format(len(args)))
+    sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "")
+    return sql, args
+
+
+# --- the formats ----------------------------------------------------------------------
+
+
+def _csv_cell(name: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    text = str(value)
+    # Citizens write the titles; a spreadsheet would run one starting with "=" as a
+    # formula (CSV injection). A leading apostrophe makes it plain text again.
+    if name == "title" and text.startswith(_FORMULA_START):
+        return "'" + text
+    return text
+
+
+def _csv(rows: list[asyncpg.Record]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(
+        [_csv_cell(c, row[c]) for c in COLUMNS] for row in rows
+    )
+    return buffer.getvalue().encode()
+
+
+def _json_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _ndjson(rows: list[asyncpg.Record]) -> bytes:
+    return "".join(
+        json.dumps({c: _json_value(row[c]) for c in COLUMNS}, ensure_ascii=False) + "\n"
+        for row in rows
+    ).encode()
+
+
+@dataclass(frozen=True)
+class Format:
+    extension: str
+    media_type: str
+    header: bytes
+    encode: Callable[[list[asyncpg.Record]], bytes]
+
+
+CSV = Format("csv", "text/csv; charset=utf-8", _csv([dict(zip(COLUMNS, COLUMNS))]), _csv)
+NDJSON = Format("ndjson", "application/x-ndjson", b"", _ndjson)
+
+
+# --- the endpoints --------------------------------------------------------------------
+
+
+class ExportFilter:
+    """The filters of an export, checked against who asks before anything is streamed."""
+
+    def __init__(
+        self,
+        actor: AuthenticatedActor,
+        opd: Annotated[
+            str | None, Query(pattern=OPD_CODE, description="Unit code; an agency's own")
+        ] = None,
+        status_: Annotated[Status | None, Query(alias="status")] = None,
+        received_from: Annotated[
+            date | None, Query(description="First local date received (inclusive)")
+        ] = None,
+        received_to: Annotated[
+            date | None, Query(description="Local date received before (exclusive)")
+        ] = None,
+    ) -> None:
+        self.opd = _unit_for(actor, opd)
+        self.status = status_
+        if received_from and received_to and received_to <= received_from:
+            raise RequestValidationError(
+                [
+                    {
+                        "loc": ("query", "received_to"),
+                        "msg": "must be after received_from (the period is [from, to))",
+                        "type": "value_error",
+                    }
+                ]
+            )
+        self.received_from = received_from
+        self.received_to = received_to
+
+    def query(self) -> tuple[str, list[Any]]:
+        return export_query(
+            self.opd, self.status, _start_of(self.received_from), _start_of(self.received_to)
+        )
+
+    def filename(self, extension: str) -> str:
+        """e.g. ``complaints_dpupr_closed_2026-01-01_2026-02-01.csv``; only characters of
+        OPD codes, statuses and dates, so it needs no escaping."""
+        parts = ["complaints", self.opd or "all"]
+        if self.status:
+            parts.append(self.status.value)
+        if self.received_from or self.received_to:
+            parts.append(self.received_from.isoformat() if self.received_from else "start")
+            parts.append(self.received_to.isoformat() if self.received_to else "now")
+        return "_".join(parts) + "." + extension
+
+
+def _unit_for(actor: Actor, opd: str | None) -> str | None:
+    if actor.role == "admin":
+        return opd
+    if actor.role == "agency" and actor.opd is not None:
+        if opd is not None and opd != actor.opd:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "this token is not for that unit")
+        return actor.opd
+    raise HTTPException(status.HTTP_403_FORBIDDEN, "only for the admin and agency roles")
+
+
+def _start_of(day: date | None) -> datetime | None:
+    return datetime.combine(day, time.min, tzinfo=_zone()) if day else None
+
+
+Filter = Annotated[ExportFilter, Depends()]
+Rt = Annotated[Runtime, Depends(runtime_of)]
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No or an invalid bearer token"},
+    403: {"description": "An agency token asking for another unit"},
+    429: {"description": f"{MAX_RUNNING} exports already running; retry later"},
+}
+
+
+def _stream(
+    request: Request,
+    rt: Runtime,
+    filters: ExportFilter,
+    fmt: Callable[[AsyncIterator[list[asyncpg.Record]]], AsyncIterator[bytes]],
+    extension: str,
+    media_type: str,
+) -> StreamingResponse:
+    if _running(request) >= MAX_RUNNING:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "too many exports running; retry later",
+            headers={"Retry-After": "30"},
+        )
+    sql, args = filters.query()
+    pool = rt.db
+
+    async def body() -> AsyncIterator[bytes]:
+        # Counted while the body runs: a response that never starts holds no connection.
+        _set_running(request, _running(request) + 1)
+        try:
+            async for part in fmt(_rows(pool, sql, args)):
+                yield part
+        finally:
+            _set_running(request, _running(request) - 1)
+
+    return StreamingResponse(
+        body(),
+        media_type=media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{filters.filename(extension)}"',
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",  # a proxy must pass the chunks on, not collect them
+        },
+    )
+
+
+@exports_router.get(
+    "/complaints.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}, **_RESPONSES},
+)
+async def export_complaints_csv(request: Request, rt: Rt, filters: Filter) -> StreamingResponse:
+    """Complaints as CSV (UTF-8, header row first), streamed as they are read.
+
+    Confidential (Rahasia) complaints are listed with an empty title; no reporter identity
+    is exported. Booleans are ``true``/``false``, instants ISO 8601, missing values empty."""
+    return _stream(request, rt, filters, _csv, "csv", "text/csv; charset=utf-8")
+
+
+@exports_router.get(
+    "/complaints.ndjson",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {}}}, **_RESPONSES},
+)
+async def export_complaints_ndjson(
+    request: Request, rt: Rt, filters: Filter
+) -> StreamingResponse:
+    """Complaints as newline-delimited JSON (NDJSON): one object a line with the CSV's
+    fields, streamed as they are read. NDJSON is the streaming form of JSON: each line can
+    be written and parsed alone, where a single JSON array would have to be whole first."""
+    return _stream(request, rt, filters, _ndjson, "ndjson", "application/x-ndjson")
