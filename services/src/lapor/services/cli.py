@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from datetime import datetime
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -44,6 +45,8 @@ def service_factories() -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # pgserver's lock file falls back to /tmp on machines without a login session.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     parser = argparse.ArgumentParser(prog="lapor", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the system locally")
