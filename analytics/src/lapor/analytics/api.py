@@ -1,16 +1,21 @@
-"""Analytics HTTP API: the completion figures agencies are judged on."""
+"""Analytics HTTP API: the figures agencies are judged on."""
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import AwareDatetime, BaseModel, Field
 
+from lapor.analytics import metrics
 from lapor.analytics.domain import Completion
-from lapor.analytics.read_model import completion_by_opd
+from lapor.analytics.log_facts import LogUnavailable, facts_as_of
+from lapor.analytics.read_model import completion_by_opd, load_facts
 from lapor.services.runtime import Runtime, runtime_of
+from lapor.shared.events import OPD_CODE
 
 router = APIRouter(tags=["analytics"])
 
@@ -46,5 +51,133 @@ async def get_completion(rt: Annotated[Runtime, Depends(runtime_of)]) -> Complet
         per_opd=[
             OpdCompletion(opd=opd, opd_name=name, **CompletionFigures.of(c).model_dump())
             for opd, name, c in rows
+        ],
+    )
+
+
+# --- GET /metrics: every figure, grouped, live or as of a past instant ---------------------
+
+
+class DurationFigures(BaseModel):
+    count: int = Field(description="Complaints that reached the step")
+    median: int | None = Field(description="Nearest-rank 50th percentile, working days")
+    p90: int | None = Field(description="Nearest-rank 90th percentile, working days")
+
+
+class RatingFigures(BaseModel):
+    count: int
+    mean: Decimal | None = Field(description="Mean stars, truncated to two decimals")
+    distribution: dict[str, int] = Field(description='Rated complaints per star, "1" to "5"')
+
+
+class Figures(BaseModel):
+    """See the README, "Metric definitions", or ``lapor.analytics.metrics``."""
+
+    received: int = Field(description="Valid (not archived) complaints")
+    archived: int
+    finished: int = Field(description="Closed (Selesai) and not reopened since")
+    completion_rate: Decimal | None = Field(description="finished / received x 100, truncated")
+    follow_up_due: int = Field(description="First follow-up deadline decided (met or passed)")
+    followed_up_within_deadline: int
+    followed_up_within_deadline_rate: Decimal | None
+    working_days_to_disposition: DurationFigures
+    working_days_to_first_follow_up: DurationFigures
+    working_days_to_finish: DurationFigures
+    breaches: int = Field(description="Deadline breaches (all steps)")
+    breached_complaints: int
+    hops: int = Field(description="Wrong-door hops (authority declined)")
+    hops_per_complaint: Decimal | None
+    ratings: RatingFigures
+
+    @classmethod
+    def of(cls, f: metrics.Figures) -> Figures:
+        return cls.model_validate(dataclasses.asdict(f))
+
+
+class GroupKey(BaseModel):
+    key: str | None = Field(description="The group (OPD code, 2024-03, 2024-Q1, web ...)")
+    name: str | None = Field(description="The OPD's name when grouped by OPD")
+
+
+class GroupFigures(Figures, GroupKey):
+    """A group's key and name, then its figures."""
+
+
+class Reckoning(BaseModel):
+    timezone: str
+    collective_leave_days: int
+    first_follow_up_days: int
+    percentile: str = "nearest-rank"
+
+
+class MetricsReport(BaseModel):
+    source: Literal["read_model", "log"]
+    as_of: datetime | None = Field(description="The instant asked for; null: now")
+    evaluated_at: datetime = Field(description="Instant the deadlines are judged at")
+    log_sequence: int = Field(description="Figures include the log up to this sequence")
+    by: metrics.GroupBy | None
+    opd: str | None
+    date_from: date | None = Field(serialization_alias="from")
+    date_to: date | None = Field(serialization_alias="to")
+    reckoning: Reckoning
+    overall: Figures
+    groups: list[GroupFigures]
+
+
+def rules_of(request: Request) -> metrics.Rules:
+    """The app's day-counting rules (built once, from the tracker's LAPOR_DEADLINE_*)."""
+    return request.app.state.metrics_rules
+
+
+@router.get("/metrics", response_model=MetricsReport, response_model_by_alias=True)
+async def get_metrics(
+    rt: Annotated[Runtime, Depends(runtime_of)],
+    rules: Annotated[metrics.Rules, Depends(rules_of)],
+    by: metrics.GroupBy | None = None,
+    opd: Annotated[str | None, Query(pattern=OPD_CODE)] = None,
+    date_from: Annotated[
+        date | None, Query(alias="from", description="Received on or after (local date)")
+    ] = None,
+    date_to: Annotated[
+        date | None, Query(alias="to", description="Received on or before (local date)")
+    ] = None,
+    as_of: Annotated[
+        AwareDatetime | None,
+        Query(description="A past instant (ISO 8601 with offset): figures as they stood then"),
+    ] = None,
+) -> MetricsReport:
+    """The figures agencies are judged on, overall and per group; live from the read model,
+    or, with ``as_of``, recomputed from the log as it stood at that instant."""
+    if as_of is None:
+        facts, seq = await load_facts(rt.db, opd=opd)
+        at = datetime.now(UTC)
+    else:
+        at = as_of.astimezone(UTC)
+        if at >= datetime.now(UTC):
+            raise HTTPException(422, "as_of must be in the past")
+        try:
+            facts, seq = await facts_as_of(rt.js, rt.settings.subjects, at)
+        except LogUnavailable as e:
+            raise HTTPException(503, f"the log cannot be read now: {e}") from e
+    chosen = metrics.select(facts, rules, opd=opd, date_from=date_from, date_to=date_to)
+    result = metrics.report(chosen, at=at, rules=rules, by=by)
+    return MetricsReport(
+        source="read_model" if as_of is None else "log",
+        as_of=at if as_of is not None else None,
+        evaluated_at=at,
+        log_sequence=seq,
+        by=by,
+        opd=opd,
+        date_from=date_from,
+        date_to=date_to,
+        reckoning=Reckoning(
+            timezone=str(rules.calendar.zone),
+            collective_leave_days=len(rules.calendar.collective_leave),
+            first_follow_up_days=rules.first_follow_up_days,
+        ),
+        overall=Figures.of(result.overall),
+        groups=[
+            GroupFigures(key=g.key, name=g.name, **Figures.of(g.figures).model_dump())
+            for g in result.groups
         ],
     )

@@ -5,16 +5,19 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from lapor.analytics.api import router
-from lapor.analytics.read_model import CompletionProjection
+from lapor.analytics.config import MetricsConfig
+from lapor.analytics.read_model import CompletionProjection, FactsProjection
 from lapor.services.runtime import create_service
 from lapor.services.settings import Settings
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    return create_service(
+def create_app(settings: Settings | None = None, config: MetricsConfig | None = None) -> FastAPI:
+    app = create_service(
         "analytics",
         settings or Settings(),
         routers=[router],
-        projections=[CompletionProjection()],
-        description="Completion metrics per OPD, from the event log.",
+        projections=[CompletionProjection(), FactsProjection()],
+        description="The figures agencies are judged on, from the event log.",
     )
+    app.state.metrics_rules = (config or MetricsConfig()).rules()
+    return app

@@ -69,6 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     how.add_argument("--swap", action="store_true", help="replace the live tables")
     rerun.add_argument("--from-seq", type=int, default=1)
     rerun.add_argument("--from-time", type=datetime.fromisoformat)
+    audit = sub.add_parser("audit", help="verify the hash chains; one complaint's history")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    check = audit_sub.add_parser("verify", help="report altered, missing, reordered events")
+    check.add_argument("--anchor", action="append", default=[], help="N:digest of a past run")
+    history = audit_sub.add_parser("history", help="who did what and when, verified")
+    history.add_argument("tracking_id")
     users = sub.add_parser(
         "nats-users", help="write the NATS users and per-agency permissions, create consumers"
     )
@@ -99,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         case "replay":
             with infrastructure(settings) as infra:
                 return asyncio.run(run_replay(_with_urls(settings, infra), args))
+        case "audit":
+            with infrastructure(settings) as infra:
+                return asyncio.run(run_audit(_with_urls(settings, infra), args))
         case "nats-users":
             with infrastructure(settings) as infra:
                 asyncio.run(nats_users(_with_urls(settings, infra), args.output))
@@ -140,6 +149,26 @@ async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
         for difference in differences[:200]:
             print(f"  {difference.describe()}")
     return 1 if any(report.values()) else 0
+
+
+async def run_audit(settings: Settings, args: argparse.Namespace) -> int:
+    import nats
+
+    from lapor.services import audit
+
+    nc = await nats.connect(settings.nats_url)
+    try:
+        js, subjects = nc.jetstream(), settings.subjects
+        if args.audit_command == "history":
+            history = await audit.complaint_history(js, subjects, args.tracking_id)
+            print("\n".join(audit.describe_history(history)))
+            return 0 if all(h["chain"] == "ok" for h in history) else 1
+        anchors = [audit.Anchor.parse(a) for a in args.anchor]
+        report = await audit.verify(js, subjects.events_stream, subjects, anchors=anchors)
+        print("\n".join(report.describe()))
+        return 0 if report.ok else 1
+    finally:
+        await nc.close()
 
 
 async def nats_users(settings: Settings, output: Path) -> None:

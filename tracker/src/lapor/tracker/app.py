@@ -8,6 +8,7 @@ from lapor.services.runtime import create_service
 from lapor.services.settings import Settings
 from lapor.shared.registry import load_registry
 from lapor.tracker.api import router
+from lapor.tracker.exports import exports_router
 from lapor.tracker.read_model import StatusProjection
 from lapor.tracker.scheduler import DeadlineScheduler, Now, utc_now
 from lapor.tracker.timers import DeadlineConfig
@@ -23,7 +24,7 @@ def create_app(
     return create_service(
         "tracker",
         settings or Settings(),
-        routers=[router],
+        routers=[router, exports_router],
         projections=[StatusProjection(deadlines.calendar(), deadlines.policy())],
         workers=[lambda rt: DeadlineScheduler(rt, coordinator, deadlines.check_seconds, now)],
         description="Complaint lifecycle, status and history, deadlines and escalation.",

@@ -11,8 +11,11 @@ so it streams like the CSV, and a cut-off download is visibly cut off at a line.
 Both stream from a server-side cursor inside a read-only transaction (one snapshot):
 PostgreSQL hands over ``PREFETCH`` rows at a time and the response sends ``CHUNK_ROWS``
 rows a chunk, so memory stays flat and the first rows go out at once however many follow.
-Rows come in storage order, unsorted: a sort would have to read every matching row before
-the first could be sent (no index orders ``received_at``), so sort the file if you need to.
+PostgreSQL also formats the values (text for the CSV, ``row_to_json`` for NDJSON), which
+leaves Python little more than joining lines. Rows come in storage order, unsorted: a sort
+would have to read every matching row before the first could be sent (no index orders
+``received_at``); sort the file if you need to. Instants are ISO 8601 in the deployment's
+zone, with its offset (``+07:00`` for WIB).
 
 Who sees what: the coordinating admin exports every unit's complaints; an agency officer
 exports only its own unit's (``opd`` defaults to it; asking for another unit is 403).
@@ -24,17 +27,19 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from functools import cache
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
+import anyio
 import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
+from starlette.types import Send
 
 from lapor.services.auth import AuthenticatedActor
 from lapor.services.runtime import Runtime, runtime_of
@@ -63,11 +68,6 @@ COLUMNS = (
 )
 """The exported fields, in order. Nothing identifying the reporter is among them."""
 
-_SELECT = f"""SELECT tracking_id, received_at, status, opd, opd_name, report_type, channel,
-       category, CASE WHEN confidential THEN '' ELSE title END AS title,
-       anonymous, confidential, due_at, {OVERDUE}, rating
-  FROM tracker.complaints"""
-
 PREFETCH = 1000
 """Rows PostgreSQL hands over per round trip of the cursor."""
 CHUNK_ROWS = 500
@@ -77,22 +77,12 @@ MAX_RUNNING = 3
 """Exports streaming at once per process. Each holds a pooled connection for its whole
 run; more would starve the projections and the API of the shared pool."""
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
 
 @cache
-def _zone() -> ZoneInfo:
+def _zone() -> str:
     """The deployment's zone (``LAPOR_DEADLINE_TIMEZONE``): the dates of the period are
-    its local calendar dates, as the deadlines are."""
-    return ZoneInfo(DeadlineConfig().timezone)
-
-
-def _running(request: Request) -> int:
-    return getattr(request.app.state, "exports_running", 0)
-
-
-def _set_running(request: Request, n: int) -> None:
-    request.app.state.exports_running = n
+    its local calendar dates, as the deadlines are, and instants are written in it."""
+    return DeadlineConfig().timezone
 
 
 # --- the query ------------------------------------------------------------------------
@@ -101,8 +91,10 @@ def _set_running(request: Request, n: int) -> None:
 def export_query(
     opd: str | None, status_: Status | None, since: datetime | None, until: datetime | None
 ) -> tuple[str, list[Any]]:
-    """The SELECT and its arguments; only the filters given become conditions, so the
-    planner sees each export's own shape (an ``opd`` filter can use its index)."""
+    """The rows to export, with native types, and the query's arguments. Only the filters
+    given become conditions, so the planner sees each export's own shape (an ``opd``
+    filter can use its index). A confidential complaint's title never leaves the database.
+    """
     where, args = [], []
     for condition, value in (
         ("opd = ${}", opd),
@@ -113,45 +105,14 @@ def export_query(
         if value is not None:
             args.append(value)
             where.append(condition.format(len(args)))
-    sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "")
-    return sql, args
+    sql = f"""SELECT tracking_id, received_at, status, opd, opd_name, report_type, channel,
+           category, CASE WHEN confidential THEN '' ELSE title END AS title,
+           anonymous, confidential, due_at, {OVERDUE}, rating
+      FROM tracker.complaints"""
+    return sql + (" WHERE " + " AND ".join(where) if where else ""), args
 
 
 # --- the formats ----------------------------------------------------------------------
-
-
-def _csv_cell(name: str, value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime):
-        return value.isoformat()
-    text = str(value)
-    # Citizens write the titles; a spreadsheet would run one starting with "=" as a
-    # formula (CSV injection). A leading apostrophe makes it plain text again.
-    if name == "title" and text.startswith(_FORMULA_START):
-        return "'" + text
-    return text
-
-
-def _csv(rows: list[asyncpg.Record]) -> bytes:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerows(
-        [_csv_cell(c, row[c]) for c in COLUMNS] for row in rows
-    )
-    return buffer.getvalue().encode()
-
-
-def _json_value(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
-
-
-def _ndjson(rows: list[asyncpg.Record]) -> bytes:
-    return "".join(
-        json.dumps({c: _json_value(row[c]) for c in COLUMNS}, ensure_ascii=False) + "\n"
-        for row in rows
-    ).encode()
 
 
 @dataclass(frozen=True)
@@ -159,11 +120,45 @@ class Format:
     extension: str
     media_type: str
     header: bytes
+    """Sent before the query runs."""
+    select: str
+    """The SELECT that formats each row of the export query (in place of ``{rows}``)."""
     encode: Callable[[list[asyncpg.Record]], bytes]
+    """One chunk of formatted rows -> its bytes."""
 
 
-CSV = Format("csv", "text/csv; charset=utf-8", _csv([dict(zip(COLUMNS, COLUMNS))]), _csv)
-NDJSON = Format("ndjson", "application/x-ndjson", b"", _ndjson)
+def _csv_lines(rows: Sequence[Sequence[str | None]]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(rows)  # None -> empty
+    return buffer.getvalue().encode()
+
+
+def _ndjson_lines(rows: list[asyncpg.Record]) -> bytes:
+    return "".join(row[0] + "\n" for row in rows).encode()
+
+
+# Citizens write the titles; a spreadsheet would run one that starts with = + - @ (or a
+# tab or carriage return) as a formula: CSV injection. A leading apostrophe keeps it text.
+CSV = Format(
+    "csv",
+    "text/csv; charset=utf-8",
+    _csv_lines([COLUMNS]),
+    r"""SELECT tracking_id, to_json(received_at) #>> '{}', status, opd, opd_name,
+           report_type, channel, category,
+           CASE WHEN title ~ '^[-=+@\t\r]' THEN '''' || title ELSE title END,
+           anonymous::text, confidential::text, to_json(due_at) #>> '{}', overdue::text,
+           rating::text
+      FROM ({rows}) AS c""",
+    _csv_lines,
+)
+
+NDJSON = Format(
+    "ndjson",
+    "application/x-ndjson",
+    b"",
+    "SELECT row_to_json(c)::text FROM ({rows}) AS c",
+    _ndjson_lines,
+)
 
 
 # --- the endpoints --------------------------------------------------------------------
@@ -180,10 +175,10 @@ class ExportFilter:
         ] = None,
         status_: Annotated[Status | None, Query(alias="status")] = None,
         received_from: Annotated[
-            date | None, Query(description="First local date received (inclusive)")
+            date | None, Query(description="First local date of reception (inclusive)")
         ] = None,
         received_to: Annotated[
-            date | None, Query(description="Local date received before (exclusive)")
+            date | None, Query(description="Local date of reception to stop before (exclusive)")
         ] = None,
     ) -> None:
         self.opd = _unit_for(actor, opd)
@@ -201,10 +196,11 @@ class ExportFilter:
         self.received_from = received_from
         self.received_to = received_to
 
-    def query(self) -> tuple[str, list[Any]]:
-        return export_query(
+    def query(self, fmt: Format) -> tuple[str, list[Any]]:
+        rows, args = export_query(
             self.opd, self.status, _start_of(self.received_from), _start_of(self.received_to)
         )
+        return fmt.select.replace("{rows}", rows), args
 
     def filename(self, extension: str) -> str:
         """e.g. ``complaints_dpupr_closed_2026-01-01_2026-02-01.csv``; only characters of
@@ -229,7 +225,22 @@ def _unit_for(actor: Actor, opd: str | None) -> str | None:
 
 
 def _start_of(day: date | None) -> datetime | None:
-    return datetime.combine(day, time.min, tzinfo=_zone()) if day else None
+    return datetime.combine(day, time.min, tzinfo=ZoneInfo(_zone())) if day else None
+
+
+class ExportResponse(StreamingResponse):
+    """A StreamingResponse that closes its body however the response ends, a client gone
+    away included: the export's transaction and pooled connection are released then, not
+    whenever the garbage collector finds the suspended generator."""
+
+    async def stream_response(self, send: Send) -> None:
+        try:
+            await super().stream_response(send)
+        finally:
+            aclose = getattr(self.body_iterator, "aclose", None)
+            if aclose is not None:
+                with anyio.move_on_after(10, shield=True):
+                    await aclose()
 
 
 Filter = Annotated[ExportFilter, Depends()]
@@ -242,37 +253,51 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _stream(
-    request: Request,
-    rt: Runtime,
-    filters: ExportFilter,
-    fmt: Callable[[AsyncIterator[list[asyncpg.Record]]], AsyncIterator[bytes]],
-    extension: str,
-    media_type: str,
-) -> StreamingResponse:
+def _running(request: Request) -> int:
+    return getattr(request.app.state, "exports_running", 0)
+
+
+def _set_running(request: Request, n: int) -> None:
+    request.app.state.exports_running = n
+
+
+def _stream(request: Request, rt: Runtime, filters: ExportFilter, fmt: Format) -> ExportResponse:
+    """Everything that can fail with a status (token, unit, filters, load) is checked
+    before the 200 goes out; after it, a failure can only cut the stream short."""
     if _running(request) >= MAX_RUNNING:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
             "too many exports running; retry later",
             headers={"Retry-After": "30"},
         )
-    sql, args = filters.query()
+    sql, args = filters.query(fmt)
     pool = rt.db
 
     async def body() -> AsyncIterator[bytes]:
         # Counted while the body runs: a response that never starts holds no connection.
         _set_running(request, _running(request) + 1)
         try:
-            async for part in fmt(_rows(pool, sql, args)):
-                yield part
+            if fmt.header:
+                yield fmt.header
+            async with pool.acquire() as conn, conn.transaction(readonly=True):
+                # Instants are written in the deployment's zone (for this transaction).
+                await conn.execute("SELECT set_config('TimeZone', $1, true)", _zone())
+                chunk: list[asyncpg.Record] = []
+                async for row in conn.cursor(sql, *args, prefetch=PREFETCH):
+                    chunk.append(row)
+                    if len(chunk) == CHUNK_ROWS:
+                        yield fmt.encode(chunk)
+                        chunk = []
+                if chunk:
+                    yield fmt.encode(chunk)
         finally:
             _set_running(request, _running(request) - 1)
 
-    return StreamingResponse(
+    return ExportResponse(
         body(),
-        media_type=media_type,
+        media_type=fmt.media_type,
         headers={
-            "Content-Disposition": f'attachment; filename="{filters.filename(extension)}"',
+            "Content-Disposition": f'attachment; filename="{filters.filename(fmt.extension)}"',
             "Cache-Control": "no-store",
             "X-Accel-Buffering": "no",  # a proxy must pass the chunks on, not collect them
         },
@@ -281,26 +306,28 @@ def _stream(
 
 @exports_router.get(
     "/complaints.csv",
-    response_class=StreamingResponse,
+    response_class=ExportResponse,
     responses={200: {"content": {"text/csv": {}}}, **_RESPONSES},
 )
-async def export_complaints_csv(request: Request, rt: Rt, filters: Filter) -> StreamingResponse:
+async def export_complaints_csv(request: Request, rt: Rt, filters: Filter) -> ExportResponse:
     """Complaints as CSV (UTF-8, header row first), streamed as they are read.
 
     Confidential (Rahasia) complaints are listed with an empty title; no reporter identity
-    is exported. Booleans are ``true``/``false``, instants ISO 8601, missing values empty."""
-    return _stream(request, rt, filters, _csv, "csv", "text/csv; charset=utf-8")
+    is exported. Booleans are ``true``/``false``, instants ISO 8601 with the deployment's
+    offset, missing values empty; a title a spreadsheet would take for a formula starts
+    with ``'``."""
+    return _stream(request, rt, filters, CSV)
 
 
 @exports_router.get(
     "/complaints.ndjson",
-    response_class=StreamingResponse,
+    response_class=ExportResponse,
     responses={200: {"content": {"application/x-ndjson": {}}}, **_RESPONSES},
 )
-async def export_complaints_ndjson(
-    request: Request, rt: Rt, filters: Filter
-) -> StreamingResponse:
+async def export_complaints_ndjson(request: Request, rt: Rt, filters: Filter) -> ExportResponse:
     """Complaints as newline-delimited JSON (NDJSON): one object a line with the CSV's
-    fields, streamed as they are read. NDJSON is the streaming form of JSON: each line can
-    be written and parsed alone, where a single JSON array would have to be whole first."""
-    return _stream(request, rt, filters, _ndjson, "ndjson", "application/x-ndjson")
+    fields (native booleans, numbers and nulls), streamed as they are read. NDJSON is the
+    streaming form of JSON: each line is written and parsed alone, where a single JSON
+    array would have to be complete before it is valid. Confidential (Rahasia) complaints
+    have an empty title; no reporter identity is exported."""
+    return _stream(request, rt, filters, NDJSON)
