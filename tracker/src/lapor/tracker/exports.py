@@ -74,8 +74,9 @@ CHUNK_ROWS = 500
 """Rows written per response chunk: few enough to go out at once, enough to keep the
 per-chunk overhead (a send through the ASGI stack) small."""
 MAX_RUNNING = 3
-"""Exports streaming at once per process. Each holds a pooled connection for its whole
-run; more would starve the projections and the API of the shared pool."""
+"""Exports streaming at once per process (a soft cap: checked when a request comes in,
+counted while a body streams). Each holds a pooled connection for its whole run; more
+would starve the projections and the API of the shared pool."""
 
 
 @cache
@@ -200,7 +201,8 @@ class ExportFilter:
         rows, args = export_query(
             self.opd, self.status, _start_of(self.received_from), _start_of(self.received_to)
         )
-        return fmt.select.replace("{rows}", rows), args
+        # Tagged, so that an export is easy to tell apart in pg_stat_activity.
+        return "/* tracker export */ " + fmt.select.replace("{rows}", rows), args
 
     def filename(self, extension: str) -> str:
         """e.g. ``complaints_dpupr_closed_2026-01-01_2026-02-01.csv``; only characters of
