@@ -1,0 +1,88 @@
+"""One projection rebuilt from the log into a fresh database, in a process of its own so
+that its peak memory is its own: prints one JSON line with the events applied, the
+seconds, and the process's CPU and peak resident memory.
+
+    python tests/bench/rebuild_child.py NATS_URL LIVE_DATABASE_URL SUBJECT_ROOT PROJECTION
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import sys
+import time
+import warnings
+
+import asyncpg
+import nats
+import psutil
+
+from lapor.services.logging import configure_logging
+from lapor.services.replay import fresh_database, installed_projections, rebuild
+from lapor.services.settings import Settings
+
+PROGRESS_SECONDS = 15
+
+
+async def progress(target_url: str, name: str, total: int, began: float) -> None:
+    """A line on stderr every few seconds: where the rebuild is and how fast it goes."""
+    conn = await asyncpg.connect(target_url)
+    try:
+        while True:
+            await asyncio.sleep(PROGRESS_SECONDS)
+            done = await conn.fetchval(
+                "SELECT last_seq FROM projection_checkpoints WHERE projection = $1", name
+            )
+            done = done or 0
+            elapsed = time.perf_counter() - began
+            rss = psutil.Process().memory_info().rss / 2**20
+            print(
+                f"  rebuild {name}: {done:,}/{total:,} events, {done / elapsed:,.0f} ev/s,"
+                f" rss {rss:,.0f} MB",
+                file=sys.stderr,
+                flush=True,
+            )
+    finally:
+        await conn.close()
+
+
+async def main(nats_url: str, live_url: str, root: str, name: str) -> dict:
+    settings = Settings(
+        nats_url=nats_url,
+        database_url=live_url,
+        subject_root=root,
+        log_level="WARNING",
+        log_format="json",
+    )
+    configure_logging(settings.log_level, settings.log_format)
+    projection = installed_projections()[name]
+    target = await fresh_database(live_url, f"{root}_{name.replace('.', '_')}")
+    rss_before = psutil.Process().memory_info().rss
+    cpu_before = time.process_time()
+    nc = await nats.connect(nats_url)
+    total = (await nc.jetstream().stream_info(settings.subjects.events_stream)).state.last_seq
+    await nc.close()
+    began = time.perf_counter()
+    reporter = asyncio.create_task(progress(target, name, total, began))
+    try:
+        last = await rebuild(settings, projection, target, show_progress=False)
+    finally:
+        reporter.cancel()
+    seconds = time.perf_counter() - began
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "projection": name,
+        "events": last,
+        "seconds": seconds,
+        "cpu_seconds": time.process_time() - cpu_before,
+        "rss_before_bytes": rss_before,
+        "peak_rss_bytes": usage.ru_maxrss * 1024,
+        "target": target,
+    }
+
+
+if __name__ == "__main__":
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+    result = asyncio.run(main(*sys.argv[1:5]))
+    print(json.dumps(result), flush=True)
