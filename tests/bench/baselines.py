@@ -25,8 +25,9 @@ import nats.errors
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from lapor.services.eventstore import StoredEvent
+from lapor.services.eventstore import EventStore, StoredEvent
 from lapor.shared.envelope import decode
+from lapor.shared.subjects import Subjects
 from lapor.shared.tracking import new_tracking_id
 
 
@@ -263,3 +264,33 @@ async def pg_batched_upsert(database_url: str, rows: int, batch: int = 500) -> R
         return Rate(seq, seconds)
     finally:
         await conn.close()
+
+
+async def history_reads(
+    nats_url: str, subjects: Subjects, complaint_ids: list[str]
+) -> tuple[Rate, Rate]:
+    """What reading one complaint costs on this log: ``EventStore.load`` (the walk the
+    router and the fan-out do: get_msg next_by_subj over the complaint's wildcard subject
+    from sequence 1 until NotFound), against one get_msg of a literal subject."""
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream(timeout=120)
+    store = EventStore(js, subjects)
+    try:
+        loads = []
+        for complaint_id in complaint_ids:
+            began = time.perf_counter()
+            await store.load(complaint_id)
+            loads.append(time.perf_counter() - began)
+        literal = []
+        for complaint_id in complaint_ids:
+            began = time.perf_counter()
+            await js.get_msg(
+                subjects.events_stream,
+                seq=1,
+                subject=subjects.complaint(complaint_id, "complaint.received"),
+                next=True,
+            )
+            literal.append(time.perf_counter() - began)
+        return Rate(len(loads), sum(loads), loads), Rate(len(literal), sum(literal), literal)
+    finally:
+        await nc.close()
