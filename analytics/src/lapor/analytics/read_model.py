@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import astuple, fields
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
 
 import asyncpg
 
 from lapor.analytics.domain import Completion
 from lapor.analytics.metrics import FOLDED, Fact, fold
-from lapor.services.eventstore import StoredEvent
-from lapor.shared.envelope import Event
+from lapor.services.bulk import BulkWriter
+from lapor.services.consumers import Applied
 from lapor.shared.events import (
     AuthorityDeclined,
     ComplaintArchived,
@@ -20,51 +22,74 @@ from lapor.shared.events import (
 )
 
 
+@dataclass
+class _Counted:
+    """A row of ``analytics.complaints`` while a batch is folded into it."""
+
+    tracking_id: str
+    opd: str | None
+    received_at: datetime
+    resolved_at: datetime | None
+    archived_at: datetime | None
+
+    def row(self) -> tuple[object, ...]:
+        return (self.tracking_id, self.opd, self.received_at, self.resolved_at, self.archived_at)
+
+
+_COMPLAINTS = BulkWriter(
+    "analytics.complaints",
+    ("tracking_id", "opd", "received_at", "resolved_at", "archived_at"),
+    key=("tracking_id",),
+)
+_OPDS = BulkWriter("analytics.opds", ("opd", "name"), key=("opd",))
+
+
 class CompletionProjection:
     """Counts received and finished complaints per OPD.
 
     A complaint counts for the OPD it is currently disposed to; it is finished when closed
     (Selesai: confirmed by the reporter or no reply in time) and unfinished again when
-    reopened. Archived reports leave the base. Each statement is idempotent on its own.
+    reopened. Archived reports leave the base. Each change is idempotent on its own, so
+    applying an event again changes nothing.
     """
 
     name = "analytics.completion"
     tables = (("analytics.complaints", ("tracking_id",)), ("analytics.opds", ("opd",)))
 
-    async def apply(self, conn: asyncpg.Connection, stored: StoredEvent, event: Event) -> None:
-        complaint_id, at = stored.envelope.complaint_id, stored.envelope.occurred_at
-        match event:
-            case ComplaintReceived():
-                await conn.execute(
-                    """INSERT INTO analytics.complaints (tracking_id, received_at)
-                       VALUES ($1, $2) ON CONFLICT (tracking_id) DO NOTHING""",
-                    complaint_id,
-                    at,
-                )
-            case ComplaintDisposed(opd=opd, opd_name=name):
-                await conn.execute(
-                    """INSERT INTO analytics.opds (opd, name) VALUES ($1, $2)
-                       ON CONFLICT (opd) DO UPDATE SET name = EXCLUDED.name""",
-                    opd,
-                    name,
-                )
-                await _set(conn, complaint_id, "opd = $2", opd)
-            case AuthorityDeclined():
-                await _set(conn, complaint_id, "opd = NULL")
-            case ComplaintClosed():
-                await _set(conn, complaint_id, "resolved_at = coalesce(resolved_at, $2)", at)
-            case ComplaintReopened():
-                await _set(conn, complaint_id, "resolved_at = NULL")
-            case ComplaintArchived():
-                await _set(conn, complaint_id, "archived_at = coalesce(archived_at, $2)", at)
-
-
-async def _set(conn: asyncpg.Connection, complaint_id: str, assignment: str, *args: object) -> None:
-    await conn.execute(
-        f"UPDATE analytics.complaints SET {assignment} WHERE tracking_id = $1",
-        complaint_id,
-        *args,
-    )
+    async def apply(self, conn: asyncpg.Connection, batch: Sequence[Applied]) -> None:
+        ids = list({stored.envelope.complaint_id for stored, _ in batch})
+        rows = await conn.fetch(
+            "SELECT * FROM analytics.complaints WHERE tracking_id = ANY($1::text[])", ids
+        )
+        counted = {row["tracking_id"]: _Counted(**dict(row)) for row in rows}
+        changed: dict[str, _Counted] = {}
+        opds: dict[str, str] = {}
+        for stored, event in batch:
+            cid, at = stored.envelope.complaint_id, stored.envelope.occurred_at
+            row = counted.get(cid)
+            if row is None:
+                if isinstance(event, ComplaintReceived):
+                    counted[cid] = changed[cid] = _Counted(cid, None, at, None, None)
+                continue
+            match event:
+                case ComplaintDisposed(opd=opd, opd_name=name):
+                    opds[opd] = name
+                    row.opd = opd
+                case AuthorityDeclined():
+                    row.opd = None
+                case ComplaintClosed():
+                    row.resolved_at = row.resolved_at or at
+                case ComplaintReopened():
+                    row.resolved_at = None
+                case ComplaintArchived():
+                    row.archived_at = row.archived_at or at
+                case _:
+                    continue
+            changed[cid] = row
+        if changed:
+            await _COMPLAINTS.upsert(conn, [row.row() for row in changed.values()])
+        if opds:
+            await _OPDS.upsert(conn, list(opds.items()))
 
 
 async def completion_by_opd(
@@ -81,30 +106,42 @@ async def completion_by_opd(
 
 
 _FACT_COLUMNS = [f.name for f in fields(Fact)]
-_UPSERT_FACT = f"""INSERT INTO analytics.facts ({", ".join(_FACT_COLUMNS)})
-    VALUES ({", ".join(f"${i}" for i in range(1, len(_FACT_COLUMNS) + 1))})
-    ON CONFLICT (complaint_id) DO UPDATE SET
-    {", ".join(f"{c} = EXCLUDED.{c}" for c in _FACT_COLUMNS[1:])}"""
+_FACTS = BulkWriter("analytics.facts", _FACT_COLUMNS, key=("complaint_id",))
 
 
 class FactsProjection:
     """One row of facts per complaint (``analytics.facts``), folded by ``metrics.fold``: the
-    very function that folds the log in memory for ``as_of`` figures."""
+    very function that folds the log in memory for ``as_of`` figures. A batch costs one
+    read of the facts it touches and one upsert of those it changed."""
 
     name = "analytics.facts"
     tables = (("analytics.facts", ("complaint_id",)),)
 
-    async def apply(self, conn: asyncpg.Connection, stored: StoredEvent, event: Event) -> None:
-        if not isinstance(event, FOLDED):
+    async def apply(self, conn: asyncpg.Connection, batch: Sequence[Applied]) -> None:
+        folded = [(stored, event) for stored, event in batch if isinstance(event, FOLDED)]
+        ids = list({stored.envelope.complaint_id for stored, _ in folded})
+        if not ids:
             return
-        complaint_id = stored.envelope.complaint_id
-        row = await conn.fetchrow(
-            "SELECT * FROM analytics.facts WHERE complaint_id = $1", complaint_id
+        rows = await conn.fetch(
+            f"SELECT {', '.join(_FACT_COLUMNS)} FROM analytics.facts"
+            " WHERE complaint_id = ANY($1::text[])",
+            ids,
         )
-        before = _fact(row) if row is not None else None
-        after = fold(before, complaint_id, event, stored.envelope.occurred_at, stored.seq)
-        if after is not None and after != before:
-            await conn.execute(_UPSERT_FACT, *astuple(after))
+        facts = {row["complaint_id"]: _fact(row) for row in rows}
+        changed: dict[str, Fact] = {}
+        for stored, event in folded:
+            cid = stored.envelope.complaint_id
+            before = facts.get(cid)
+            after = fold(before, cid, event, stored.envelope.occurred_at, stored.seq)
+            if after is not None and after != before:
+                facts[cid] = changed[cid] = after
+        if changed:
+            await _FACTS.upsert(conn, [_row(fact) for fact in changed.values()])
+
+
+def _row(fact: Fact) -> tuple[object, ...]:
+    # Not dataclasses.astuple: it deep-copies every value, slow in a loop of thousands.
+    return tuple(getattr(fact, name) for name in _FACT_COLUMNS)
 
 
 def _fact(row: asyncpg.Record) -> Fact:

@@ -9,7 +9,7 @@ never dropped and never allowed to block the others forever.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 import asyncpg
@@ -117,14 +117,26 @@ async def handle_reliably(
         await msg.ack()
 
 
+Applied = tuple[StoredEvent, Event]
+"""An event as a projection receives it: the stored message and its decoded event."""
+
+
 class Projection(Protocol):
-    """A read model fed from the log. ``apply`` must be idempotent for one event.
-    ``tables`` names its tables with their key columns, for replay to compare and swap."""
+    """A read model fed from the log. ``tables`` names its tables with their key columns,
+    for replay to compare and swap.
+
+    ``apply`` receives the events after the checkpoint in log order, a whole batch at a
+    time, so that a projection can read the rows the batch touches with one statement,
+    fold the events in memory and write each table with one statement: round trips to
+    PostgreSQL, not Python, bound a projection that writes event by event. It must be
+    idempotent per event (applying an event twice changes nothing the second time), and
+    applying a log in batches of any size must give the same rows as one event at a time.
+    """
 
     name: str
     tables: tuple[tuple[str, tuple[str, ...]], ...]
 
-    async def apply(self, conn: asyncpg.Connection, stored: StoredEvent, event: Event) -> None: ...
+    async def apply(self, conn: asyncpg.Connection, batch: Sequence[Applied]) -> None: ...
 
 
 class OutOfOrder(Exception):
@@ -138,9 +150,11 @@ async def project_batch(
     *,
     dead_letters: DeadLetters,
     settings: Settings,
+    ack: bool = True,
 ) -> int:
     """Apply a batch of log messages and advance the checkpoint in one transaction, then
-    ack. Messages at or below the checkpoint are redeliveries and are skipped. Returns the
+    ack (unless ``ack`` is false: a consumer without acknowledgements, as replay uses).
+    Messages at or below the checkpoint are redeliveries and are skipped. Returns the
     number of events applied."""
     msgs = sorted(msgs, key=lambda m: m.metadata.sequence.stream)
     retrying = max((m.metadata.num_delivered for m in msgs), default=1) > 1
@@ -153,15 +167,22 @@ async def project_batch(
                    RETURNING last_seq""",
                 projection.name,
             )
+            batch: list[tuple[Msg, Applied]] = []
             for msg in msgs:
                 seq = msg.metadata.sequence.stream
                 if seq <= last:
                     continue
                 if seq != last + 1:
                     raise OutOfOrder(f"{projection.name}: at {last}, got {seq}")
-                await _apply_one(conn, projection, msg, retrying, dead_letters, settings)
-                applied += 1
                 last = seq
+                applied += 1
+                decoded = await _decode(projection, msg, dead_letters)
+                if decoded is not None:
+                    batch.append((msg, decoded))
+            if retrying:
+                await _apply_one_by_one(conn, projection, batch, dead_letters, settings)
+            elif batch:
+                await projection.apply(conn, [decoded for _, decoded in batch])
             await conn.execute(
                 """UPDATE projection_checkpoints SET last_seq = $2, updated_at = now()
                    WHERE projection = $1""",
@@ -169,42 +190,45 @@ async def project_batch(
                 last,
             )
     except Exception as e:
+        if not ack:
+            raise
         deliveries = msgs[0].metadata.num_delivered if msgs else 1
         delay = 0.05 if isinstance(e, OutOfOrder) else retry_delay(settings, deliveries)
         log.warning("projection batch failed", projection=projection.name, error=repr(e))
         for msg in msgs:
             await msg.nak(delay=delay)
         return 0
-    for msg in msgs:
-        await msg.ack()
+    if ack:
+        for msg in msgs:
+            await msg.ack()
     return applied
 
 
-async def _apply_one(
+async def _decode(projection: Projection, msg: Msg, dead_letters: DeadLetters) -> Applied | None:
+    try:
+        stored = StoredEvent.from_msg(msg)
+        return stored, decode(stored.envelope)
+    except PERMANENT_ERRORS as e:
+        await dead_letters.park(projection.name, msg, f"{type(e).__name__}: {e}")
+        return None
+
+
+async def _apply_one_by_one(
     conn: asyncpg.Connection,
     projection: Projection,
-    msg: Msg,
-    retrying: bool,
+    batch: list[tuple[Msg, Applied]],
     dead_letters: DeadLetters,
     settings: Settings,
 ) -> None:
-    try:
-        stored = StoredEvent.from_msg(msg)
-        event = decode(stored.envelope)
-    except PERMANENT_ERRORS as e:
-        await dead_letters.park(projection.name, msg, f"{type(e).__name__}: {e}")
-        return
-    if not retrying:
-        await projection.apply(conn, stored, event)
-        return
-    # On a retried batch, isolate each event so that one poison event can be parked
-    # after max_deliver attempts instead of blocking the projection for ever.
-    try:
-        async with conn.transaction():
-            await projection.apply(conn, stored, event)
-    except (asyncpg.PostgresConnectionError, OSError):
-        raise
-    except Exception as e:
-        if msg.metadata.num_delivered < settings.max_deliver:
+    """On a retried batch, isolate each event so that one poison event can be parked
+    after max_deliver attempts instead of blocking the projection for ever."""
+    for msg, decoded in batch:
+        try:
+            async with conn.transaction():
+                await projection.apply(conn, [decoded])
+        except (asyncpg.PostgresConnectionError, OSError):
             raise
-        await dead_letters.park(projection.name, msg, f"gave up: {e!r}")
+        except Exception as e:
+            if msg.metadata.num_delivered < settings.max_deliver:
+                raise
+            await dead_letters.park(projection.name, msg, f"gave up: {e!r}")

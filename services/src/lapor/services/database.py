@@ -19,8 +19,18 @@ log = structlog.get_logger(__name__)
 _MIGRATION_LOCK = 0x1A90_0001
 
 
+SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
+"""asyncpg prepares every statement, and PostgreSQL switches a prepared statement to a
+generic plan after five runs if that looks no dearer. A read model's tables start empty,
+so the generic plan chosen then is a sequential scan, kept while the table grows: a
+rebuild measured 21,000 events/s at 10,000 events falling to 3,200 at 60,000. Planning
+each run with its real parameters costs a few microseconds and keeps the index scans."""
+
+
 async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    return await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
+    return await asyncpg.create_pool(
+        url, min_size=min_size, max_size=max_size, server_settings=SERVER_SETTINGS
+    )
 
 
 def discover_migrations() -> dict[str, list[Traversable]]:

@@ -33,7 +33,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from tqdm import tqdm
 
 from lapor.services.consumers import DeadLetters, Projection, project_batch
-from lapor.services.database import migrate
+from lapor.services.database import create_pool, migrate
 from lapor.services.infra import with_database
 from lapor.services.settings import Settings
 
@@ -96,7 +96,7 @@ async def rebuild(
     ``from_seq``/``from_time`` on a fresh one) up to the log's current end; returns the
     last sequence applied."""
     nc = await nats.connect(settings.nats_url)
-    pool = await asyncpg.create_pool(target_url, min_size=1, max_size=2)
+    pool = await create_pool(target_url, min_size=1, max_size=2)
     try:
         js = nc.jetstream()
         stream = settings.subjects.events_stream

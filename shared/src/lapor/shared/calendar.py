@@ -41,6 +41,7 @@ DEFAULT_TIMEZONE = "Asia/Pontianak"
 
 _END_OF_DAY = time.max  # 23:59:59.999999: a due instant is the last one still on time
 _ONE_DAY = timedelta(days=1)
+_DUE_DATES_KEPT = 20_000
 
 
 class WorkingCalendar:
@@ -49,8 +50,8 @@ class WorkingCalendar:
     ``collective_leave`` are the cuti bersama dates of the deployment (see
     ``collective_leave_from_text``). ``timezone`` is an IANA zone name or a ``ZoneInfo``.
 
-    Public holidays are looked up lazily, one year at a time, and cached on the instance;
-    the calendar is otherwise immutable, so one instance can be shared.
+    Public holidays are looked up lazily, one year at a time, and cached on the instance,
+    as are due dates; the calendar is otherwise immutable, so one instance can be shared.
     """
 
     def __init__(
@@ -64,6 +65,9 @@ class WorkingCalendar:
         self._collective_leave = leave
         self._zone = timezone if isinstance(timezone, ZoneInfo) else ZoneInfo(timezone)
         self._public_holidays: dict[int, frozenset[date]] = {}
+        # (effective start date, n) -> due date: a projection asks for the same few
+        # dates thousands of times a second, each a walk of several days.
+        self._due_dates: dict[tuple[date, int], date] = {}
 
     @property
     def zone(self) -> ZoneInfo:
@@ -114,9 +118,15 @@ class WorkingCalendar:
         """
         if n < 0:
             raise ValueError(f"working days must not be negative, got {n}")
-        day = self.next_working_day(self.local_date(start))
-        for _ in range(n):
-            day = self.next_working_day(day + _ONE_DAY)
+        first = self.local_date(start)
+        day = self._due_dates.get((first, n))
+        if day is None:
+            day = self.next_working_day(first)
+            for _ in range(n):
+                day = self.next_working_day(day + _ONE_DAY)
+            if len(self._due_dates) >= _DUE_DATES_KEPT:
+                self._due_dates.clear()
+            self._due_dates[(first, n)] = day
         return datetime.combine(day, _END_OF_DAY, tzinfo=self._zone)
 
     def working_days_between(self, start: datetime, end: datetime) -> int:

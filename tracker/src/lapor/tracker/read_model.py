@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
-from lapor.services.eventstore import StoredEvent
+from lapor.services.bulk import BulkWriter
+from lapor.services.consumers import Applied
 from lapor.shared.calendar import WorkingCalendar
-from lapor.shared.envelope import Event
-from lapor.shared.events import ComplaintReceived, DeadlineStep
+from lapor.shared.events import (
+    ComplaintDisposed,
+    ComplaintReceived,
+    ComplaintRouted,
+    DeadlineStep,
+)
 from lapor.tracker import deadlines
 from lapor.tracker.deadlines import Clock, DeadlinePolicy
 from lapor.tracker.domain import ComplaintState, Status, evolve, note_of
@@ -19,8 +26,60 @@ OVERDUE = "coalesce(breached OR (clock_paused_at IS NULL AND due_at < now()), fa
 """A complaint is overdue once its step's deadline has passed (and the clock runs)."""
 
 
+@dataclass
+class _Complaint:
+    """One complaint's row while a batch of its events is folded in memory."""
+
+    fixed: tuple[Any, ...]
+    """The columns set once, at receipt: ``_FIXED``."""
+    state: ComplaintState
+    timer: Timer
+    proposed_opd: str | None
+    last_seq: int
+
+
+_FIXED = ("report_type", "channel", "category", "title", "anonymous", "confidential")
+_COMPLAINTS = BulkWriter(
+    "tracker.complaints",
+    (
+        "tracking_id",
+        "status",
+        "opd",
+        "opd_name",
+        *_FIXED,
+        "received_at",
+        "updated_at",
+        "last_seq",
+        "proposed_opd",
+        "declined_by",
+        "held_from",
+        "followed_up",
+        "rating",
+        "clock_step",
+        "clock_started_at",
+        "clock_paused_at",
+        "clock_paused_days",
+        "due_at",
+        "warn_at",
+        "warned",
+        "breached",
+    ),
+    key=("tracking_id",),
+)
+_HISTORY = BulkWriter(
+    "tracker.history",
+    ("seq", "tracking_id", "event_type", "status", "opd", "note", "occurred_at"),
+    key=("seq",),
+)
+
+
 class StatusProjection:
-    """complaint events -> tracker.complaints (status and deadline clock) and history."""
+    """complaint events -> tracker.complaints (status and deadline clock) and history.
+
+    A batch is applied with three statements whatever its size: read the rows of the
+    complaints it touches, fold its events into them in memory (the domain's ``evolve``
+    and the timers' ``next_timer``), then upsert those rows and insert the history.
+    """
 
     name = "tracker.status"
     tables = (("tracker.complaints", ("tracking_id",)), ("tracker.history", ("seq",)))
@@ -29,62 +88,59 @@ class StatusProjection:
         self.calendar = calendar
         self.policy = policy
 
-    async def apply(self, conn: asyncpg.Connection, stored: StoredEvent, event: Event) -> None:
-        env = stored.envelope
-        row = await conn.fetchrow(
-            "SELECT * FROM tracker.complaints WHERE tracking_id = $1", env.complaint_id
+    async def apply(self, conn: asyncpg.Connection, batch: Sequence[Applied]) -> None:
+        ids = list({stored.envelope.complaint_id for stored, _ in batch})
+        rows = await conn.fetch(
+            "SELECT * FROM tracker.complaints WHERE tracking_id = ANY($1::text[])", ids
         )
-        if row is not None and row["last_seq"] >= stored.seq:
-            return  # already applied (replay from an older checkpoint)
-        after = evolve(_state(row), event, env.complaint_id, env.occurred_at)
-        if after is None:
-            return
-        timer = next_timer(_timer(row), event, env.occurred_at, self.calendar)
+        complaints = {row["tracking_id"]: _from_row(row) for row in rows}
+        changed: dict[str, _Complaint] = {}
+        history: list[tuple[Any, ...]] = []
+        for stored, event in batch:
+            env = stored.envelope
+            cid, at = env.complaint_id, env.occurred_at
+            complaint = complaints.get(cid)
+            if complaint is not None and complaint.last_seq >= stored.seq:
+                continue  # already applied (replay from an older checkpoint)
+            after = evolve(complaint.state if complaint else None, event, cid, at)
+            if after is None:
+                continue
+            timer = next_timer(complaint.timer if complaint else Timer(), event, at, self.calendar)
+            if complaint is None:
+                assert isinstance(event, ComplaintReceived)  # evolve starts with nothing else
+                fixed = tuple(getattr(event, column) for column in _FIXED)
+                complaint = complaints[cid] = _Complaint(fixed, after, timer, None, stored.seq)
+            complaint.state, complaint.timer, complaint.last_seq = after, timer, stored.seq
+            if isinstance(event, ComplaintRouted):
+                complaint.proposed_opd = event.opd
+            elif isinstance(event, ComplaintDisposed):
+                complaint.proposed_opd = None
+            changed[cid] = complaint
+            history.append((stored.seq, cid, env.type, after.status, after.opd, note_of(event), at))
+        if changed:
+            records = [self._record(c) for c in changed.values()]
+            await _COMPLAINTS.upsert(conn, records)
+        if history:
+            await _HISTORY.insert_new(conn, history)
+
+    def _record(self, complaint: _Complaint) -> tuple[Any, ...]:
+        """The row in the order of ``_COMPLAINTS.columns``."""
+        state, timer = complaint.state, complaint.timer
         clock = timer.clock
-        if isinstance(event, ComplaintReceived):
-            await conn.execute(
-                """INSERT INTO tracker.complaints (tracking_id, status, report_type, channel,
-                       category, title, anonymous, confidential, received_at, updated_at,
-                       last_seq)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)
-                   ON CONFLICT (tracking_id) DO NOTHING""",
-                env.complaint_id,
-                after.status,
-                event.report_type,
-                event.channel,
-                event.category,
-                event.title,
-                event.anonymous,
-                event.confidential,
-                env.occurred_at,
-                stored.seq,
-            )
-        else:
-            await conn.execute(
-                """UPDATE tracker.complaints
-                   SET status = $2, opd = $3, opd_name = $4, updated_at = $5, last_seq = $6,
-                       proposed_opd = $7, declined_by = $8, held_from = $9, followed_up = $10,
-                       rating = $11
-                   WHERE tracking_id = $1""",
-                env.complaint_id,
-                after.status,
-                after.opd,
-                after.opd_name,
-                after.updated_at,
-                stored.seq,
-                after.proposal.opd if after.proposal else None,
-                list(after.declined_by),
-                after.held_from,
-                after.followed_up,
-                after.rating,
-            )
-        await conn.execute(
-            """UPDATE tracker.complaints
-               SET clock_step = $2, clock_started_at = $3, clock_paused_at = $4,
-                   clock_paused_days = $5, due_at = $6, warn_at = $7, warned = $8,
-                   breached = $9
-               WHERE tracking_id = $1""",
-            env.complaint_id,
+        return (
+            state.complaint_id,
+            state.status,
+            state.opd,
+            state.opd_name,
+            *complaint.fixed,
+            state.received_at,
+            state.updated_at,
+            complaint.last_seq,
+            complaint.proposed_opd,
+            state.declined_by,
+            state.held_from,
+            state.followed_up,
+            state.rating,
             clock.step if clock else None,
             clock.started_at if clock else None,
             clock.paused_at if clock else None,
@@ -94,25 +150,10 @@ class StatusProjection:
             timer.warned,
             timer.breached,
         )
-        await conn.execute(
-            """INSERT INTO tracker.history
-                   (seq, tracking_id, event_type, status, opd, note, occurred_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (seq) DO NOTHING""",
-            stored.seq,
-            env.complaint_id,
-            env.type,
-            after.status,
-            after.opd,
-            note_of(event),
-            env.occurred_at,
-        )
 
 
-def _state(row: asyncpg.Record | None) -> ComplaintState | None:
-    """The state as the read model holds it (the proposal only by its OPD: enough here)."""
-    if row is None:
-        return None
-    return ComplaintState(
+def _from_row(row: asyncpg.Record) -> _Complaint:
+    state = ComplaintState(
         complaint_id=row["tracking_id"],
         status=Status(row["status"]),
         received_at=row["received_at"],
@@ -124,6 +165,9 @@ def _state(row: asyncpg.Record | None) -> ComplaintState | None:
         followed_up=row["followed_up"],
         rating=row["rating"],
     )
+    return _Complaint(
+        tuple(row[c] for c in _FIXED), state, _timer(row), row["proposed_opd"], row["last_seq"]
+    )
 
 
 def projection_from_env() -> StatusProjection:
@@ -134,8 +178,8 @@ def projection_from_env() -> StatusProjection:
     return StatusProjection(config.calendar(), config.policy())
 
 
-def _timer(row: asyncpg.Record | None) -> Timer:
-    if row is None or row["clock_step"] is None:
+def _timer(row: asyncpg.Record) -> Timer:
+    if row["clock_step"] is None:
         return Timer()
     clock = Clock(
         step=DeadlineStep(row["clock_step"]),

@@ -1,0 +1,51 @@
+"""Writing many rows at once: COPY into a staging table, then one INSERT ... SELECT.
+
+A projection folds a batch of events in memory and writes each table once per batch. A
+statement per row costs a round trip each; ``INSERT ... SELECT FROM unnest(arrays)``
+costs one, but asyncpg encodes array parameters element by element in Python (measured:
+about half the projection's time). COPY's binary record encoding is asyncpg's fastest
+path, and the staging table (temporary, emptied at commit) lets the final statement
+decide what to do with rows whose key already exists, which COPY alone cannot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import asyncpg
+
+
+class BulkWriter:
+    """Writes rows (tuples in ``columns`` order) to ``table``, whose primary key is ``key``.
+    The rows of one call must have distinct keys."""
+
+    def __init__(self, table: str, columns: Sequence[str], key: Sequence[str]) -> None:
+        self.table = table
+        self.columns = tuple(columns)
+        self.staging = f"staging_{table.replace('.', '_')}"
+        names = ", ".join(self.columns)
+        insert = f"INSERT INTO {table} ({names}) SELECT {names} FROM {self.staging}"
+        update = ", ".join(f"{c} = EXCLUDED.{c}" for c in self.columns if c not in key)
+        conflict = f"ON CONFLICT ({', '.join(key)})"
+        self._upsert = f"{insert} {conflict} DO UPDATE SET {update}"
+        self._insert_new = f"{insert} {conflict} DO NOTHING"
+        self._create = (
+            f"CREATE TEMP TABLE IF NOT EXISTS {self.staging} "
+            f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+
+    async def upsert(self, conn: asyncpg.Connection, rows: Iterable[Sequence[Any]]) -> None:
+        """Insert the rows; a row whose key exists replaces the stored one."""
+        await self._write(conn, rows, self._upsert)
+
+    async def insert_new(self, conn: asyncpg.Connection, rows: Iterable[Sequence[Any]]) -> None:
+        """Insert the rows; a row whose key exists is left as it is."""
+        await self._write(conn, rows, self._insert_new)
+
+    async def _write(self, conn: asyncpg.Connection, rows: Iterable[Sequence[Any]], sql: str):
+        # Inside the caller's transaction: ON COMMIT DELETE ROWS empties the staging table
+        # at its end, and a rolled-back batch leaves nothing behind either.
+        await conn.execute(self._create)
+        await conn.copy_records_to_table(self.staging, records=rows, columns=self.columns)
+        await conn.execute(sql)
