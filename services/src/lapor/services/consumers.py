@@ -10,6 +10,7 @@ never dropped and never allowed to block the others forever.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import asyncpg
@@ -143,6 +144,32 @@ class OutOfOrder(Exception):
     """A batch would skip a sequence: wait for the missing one instead of losing it."""
 
 
+@dataclass(frozen=True)
+class Received:
+    """A log message as a projection receives it: decoded, or ``None`` if it was parked in
+    the dead letters because it cannot be."""
+
+    msg: Msg
+    seq: int
+    applied: Applied | None
+
+
+async def receive(
+    projection: Projection, msgs: list[Msg], dead_letters: DeadLetters
+) -> list[Received]:
+    """Decode a batch in log order, parking what cannot be decoded."""
+    received = []
+    for msg in sorted(msgs, key=lambda m: m.metadata.sequence.stream):
+        try:
+            stored = StoredEvent.from_msg(msg)
+            applied: Applied | None = (stored, decode(stored.envelope))
+        except PERMANENT_ERRORS as e:
+            await dead_letters.park(projection.name, msg, f"{type(e).__name__}: {e}")
+            applied = None
+        received.append(Received(msg, msg.metadata.sequence.stream, applied))
+    return received
+
+
 async def project_batch(
     pool: asyncpg.Pool,
     projection: Projection,
@@ -150,82 +177,78 @@ async def project_batch(
     *,
     dead_letters: DeadLetters,
     settings: Settings,
-    ack: bool = True,
 ) -> int:
     """Apply a batch of log messages and advance the checkpoint in one transaction, then
-    ack (unless ``ack`` is false: a consumer without acknowledgements, as replay uses).
-    Messages at or below the checkpoint are redeliveries and are skipped. Returns the
-    number of events applied."""
-    msgs = sorted(msgs, key=lambda m: m.metadata.sequence.stream)
-    retrying = max((m.metadata.num_delivered for m in msgs), default=1) > 1
-    applied = 0
+    ack; on failure nak them all for a later retry. Returns the number of events applied."""
+    received = await receive(projection, msgs, dead_letters)
     try:
-        async with pool.acquire() as conn, conn.transaction():
-            last = await conn.fetchval(
-                """INSERT INTO projection_checkpoints (projection) VALUES ($1)
-                   ON CONFLICT (projection) DO UPDATE SET projection = EXCLUDED.projection
-                   RETURNING last_seq""",
-                projection.name,
-            )
-            batch: list[tuple[Msg, Applied]] = []
-            for msg in msgs:
-                seq = msg.metadata.sequence.stream
-                if seq <= last:
-                    continue
-                if seq != last + 1:
-                    raise OutOfOrder(f"{projection.name}: at {last}, got {seq}")
-                last = seq
-                applied += 1
-                decoded = await _decode(projection, msg, dead_letters)
-                if decoded is not None:
-                    batch.append((msg, decoded))
-            if retrying:
-                await _apply_one_by_one(conn, projection, batch, dead_letters, settings)
-            elif batch:
-                await projection.apply(conn, [decoded for _, decoded in batch])
-            await conn.execute(
-                """UPDATE projection_checkpoints SET last_seq = $2, updated_at = now()
-                   WHERE projection = $1""",
-                projection.name,
-                last,
-            )
+        applied = await project(pool, projection, received, dead_letters, settings)
     except Exception as e:
-        if not ack:
-            raise
         deliveries = msgs[0].metadata.num_delivered if msgs else 1
         delay = 0.05 if isinstance(e, OutOfOrder) else retry_delay(settings, deliveries)
         log.warning("projection batch failed", projection=projection.name, error=repr(e))
         for msg in msgs:
             await msg.nak(delay=delay)
         return 0
-    if ack:
-        for msg in msgs:
-            await msg.ack()
+    for msg in msgs:
+        await msg.ack()
     return applied
 
 
-async def _decode(projection: Projection, msg: Msg, dead_letters: DeadLetters) -> Applied | None:
-    try:
-        stored = StoredEvent.from_msg(msg)
-        return stored, decode(stored.envelope)
-    except PERMANENT_ERRORS as e:
-        await dead_letters.park(projection.name, msg, f"{type(e).__name__}: {e}")
-        return None
+async def project(
+    pool: asyncpg.Pool,
+    projection: Projection,
+    received: list[Received],
+    dead_letters: DeadLetters,
+    settings: Settings,
+) -> int:
+    """Apply received messages and advance the checkpoint in one transaction. Messages at
+    or below the checkpoint are redeliveries and are skipped; a gap raises ``OutOfOrder``.
+    Returns the number of events applied."""
+    retrying = max((r.msg.metadata.num_delivered for r in received), default=1) > 1
+    async with pool.acquire() as conn, conn.transaction():
+        first = last = await conn.fetchval(
+            """INSERT INTO projection_checkpoints (projection) VALUES ($1)
+               ON CONFLICT (projection) DO UPDATE SET projection = EXCLUDED.projection
+               RETURNING last_seq""",
+            projection.name,
+        )
+        batch: list[Received] = []
+        for r in received:
+            if r.seq <= last:
+                continue
+            if r.seq != last + 1:
+                raise OutOfOrder(f"{projection.name}: at {last}, got {r.seq}")
+            last = r.seq
+            if r.applied is not None:
+                batch.append(r)
+        if retrying:
+            await _apply_one_by_one(conn, projection, batch, dead_letters, settings)
+        elif batch:
+            await projection.apply(conn, [r.applied for r in batch if r.applied])
+        await conn.execute(
+            """UPDATE projection_checkpoints SET last_seq = $2, updated_at = now()
+               WHERE projection = $1""",
+            projection.name,
+            last,
+        )
+    return last - first
 
 
 async def _apply_one_by_one(
     conn: asyncpg.Connection,
     projection: Projection,
-    batch: list[tuple[Msg, Applied]],
+    batch: list[Received],
     dead_letters: DeadLetters,
     settings: Settings,
 ) -> None:
     """On a retried batch, isolate each event so that one poison event can be parked
     after max_deliver attempts instead of blocking the projection for ever."""
-    for msg, decoded in batch:
+    for r in batch:
+        msg = r.msg
         try:
             async with conn.transaction():
-                await projection.apply(conn, [decoded])
+                await projection.apply(conn, [r.applied] if r.applied else [])
         except (asyncpg.PostgresConnectionError, OSError):
             raise
         except Exception as e:

@@ -28,18 +28,20 @@ import asyncpg
 import nats
 import nats.errors
 import structlog
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from tqdm import tqdm
 
-from lapor.services.consumers import DeadLetters, Projection, project_batch
+from lapor.services.consumers import DeadLetters, Projection, Received, project, receive
 from lapor.services.database import create_pool, migrate
 from lapor.services.infra import with_database
 from lapor.services.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-BATCH = 500
+BATCH = 1000
+PREFETCH_BATCHES = 2
 CATCH_UP_ATTEMPTS = 5
 
 
@@ -104,34 +106,49 @@ async def rebuild(
         start = await _start(pool, projection, js, settings, from_seq, from_time)
         if start > end:
             return end
-        sub = await js.pull_subscribe(
+        dead_letters = DeadLetters(js, settings)
+        # Decoding the next batches overlaps with PostgreSQL writing this one; the queue's
+        # bound, and the ordered consumer's flow control behind it, keep memory flat
+        # however long the log.
+        batches: asyncio.Queue[list[Received] | Exception] = asyncio.Queue(PREFETCH_BATCHES)
+        pending: list[Msg] = []
+
+        async def collect(msg: Msg) -> None:
+            try:
+                seq = msg.metadata.sequence.stream
+                if seq > end:
+                    return
+                pending.append(msg)
+                if len(pending) >= BATCH or seq == end:
+                    received = await receive(projection, pending, dead_letters)
+                    pending.clear()
+                    await batches.put(received)
+            except Exception as e:  # the callback's errors would go to the client's log
+                await batches.put(e)
+
+        # NATS's own replay: an ordered consumer (ephemeral, in order, no acknowledgements,
+        # recreated by the client at the right place if a message goes missing). The
+        # checkpoint lives in the rebuilt database; a rebuild that stops resumes from it.
+        sub = await js.subscribe(
             settings.subjects.all_events,
             stream=stream,
-            config=ConsumerConfig(
-                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                opt_start_seq=start,
-                ack_policy=AckPolicy.EXPLICIT,
-                max_ack_pending=BATCH,
-                inactive_threshold=60,
-            ),
+            cb=collect,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            config=ConsumerConfig(opt_start_seq=start),
         )
-        dead_letters = DeadLetters(js, settings)
         bar = tqdm(
             total=end - start + 1, unit="ev", desc=projection.name, disable=not show_progress
         )
         done = start - 1
         try:
             while done < end:
-                with contextlib.suppress(nats.errors.TimeoutError):
-                    msgs = await sub.fetch(batch=BATCH, timeout=5)
-                    msgs = [m for m in msgs if m.metadata.sequence.stream <= end]
-                    await project_batch(
-                        pool, projection, msgs, dead_letters=dead_letters, settings=settings
-                    )
-                    if msgs:
-                        last = max(m.metadata.sequence.stream for m in msgs)
-                        bar.update(last - done)
-                        done = last
+                received = await batches.get()
+                if isinstance(received, Exception):
+                    raise received
+                await project(pool, projection, received, dead_letters, settings)
+                bar.update(received[-1].seq - done)
+                done = received[-1].seq
         finally:
             bar.close()
             with contextlib.suppress(Exception):

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from lapor.shared.envelope import Event
 from lapor.shared.events import (
@@ -103,38 +104,41 @@ def evolve(
         return state or ComplaintState(complaint_id, Status.RECEIVED, at, at)
     if state is None:
         return None
-    s = replace(state, updated_at=at)
+    return replace(state, updated_at=at, **_changes(state, event))
+
+
+def _changes(state: ComplaintState, event: Event) -> dict[str, Any]:
+    """What ``event`` changes in ``state`` (besides ``updated_at``)."""
     match event:
         case ComplaintRouted():
-            return replace(s, proposal=event)
+            return {"proposal": event}
         case ComplaintDisposed(opd=opd, opd_name=name):
-            return replace(s, status=Status.DISPOSED, opd=opd, opd_name=name, proposal=None)
+            return {"status": Status.DISPOSED, "opd": opd, "opd_name": name, "proposal": None}
         case FollowUpPosted():
-            return replace(s, status=Status.IN_PROGRESS, followed_up=True)
+            return {"status": Status.IN_PROGRESS, "followed_up": True}
         case ComplaintResolved():
-            return replace(s, status=Status.ANSWERED, followed_up=True)
+            return {"status": Status.ANSWERED, "followed_up": True}
         case ComplaintReopened():
-            return replace(s, status=Status.IN_PROGRESS)
+            return {"status": Status.IN_PROGRESS}
         case ComplaintClosed():
-            return replace(s, status=Status.CLOSED)
+            return {"status": Status.CLOSED}
         case ComplaintRated(stars=stars):
-            return replace(s, rating=stars)
+            return {"rating": stars}
         case ComplaintPutOnHold():
-            return replace(s, status=Status.ON_HOLD, held_from=state.status)
+            return {"status": Status.ON_HOLD, "held_from": state.status}
         case ComplaintResumed():
-            return replace(s, status=state.held_from or Status.RECEIVED, held_from=None)
+            return {"status": state.held_from or Status.RECEIVED, "held_from": None}
         case ComplaintArchived():
-            return replace(s, status=Status.ARCHIVED)
+            return {"status": Status.ARCHIVED}
         case AuthorityDeclined(opd=opd):
-            return replace(
-                s,
-                status=Status.RECEIVED,
-                opd=None,
-                opd_name=None,
-                followed_up=False,
-                declined_by=(*state.declined_by, opd),
-            )
-    return s  # replies, deadline notices: history only
+            return {
+                "status": Status.RECEIVED,
+                "opd": None,
+                "opd_name": None,
+                "followed_up": False,
+                "declined_by": (*state.declined_by, opd),
+            }
+    return {}  # replies, deadline notices: history only
 
 
 # --- commands ---------------------------------------------------------------------
