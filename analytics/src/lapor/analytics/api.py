@@ -124,7 +124,7 @@ class MetricsReport(BaseModel):
     groups: list[GroupFigures]
 
 
-def rules_of(request: Request) -> metrics.Rules:
+async def rules_of(request: Request) -> metrics.Rules:
     """The app's day-counting rules (built once, from the tracker's LAPOR_DEADLINE_*)."""
     return request.app.state.metrics_rules
 

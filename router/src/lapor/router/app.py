@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from lapor.router.domain import RoutingTable
-from lapor.router.handlers import LiveRules, RulesWatcher, agency_fan_out, register
+from lapor.router.fanout import agency_fan_out
+from lapor.router.handlers import LiveRules, RulesWatcher, register
 from lapor.services.runtime import create_service
 from lapor.services.settings import Settings
 
@@ -20,7 +21,7 @@ def create_app(settings: Settings | None = None, table: RoutingTable | None = No
         subscribers=lambda rt: register(rt, rules),
         workers=[
             lambda rt: RulesWatcher(rt, rules),
-            lambda rt: agency_fan_out(rt, rules.table.coordinator.code),
+            agency_fan_out,
         ],
         database=False,
         description="Routes every complaint to the authorized OPD (No Wrong Door Policy).",

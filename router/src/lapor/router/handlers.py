@@ -3,8 +3,8 @@
 * ``route``: on ``ComplaintReceived`` and on ``AuthorityDeclined`` (Bukan Wewenang), decide
   the authorized OPD with the units that declined excluded, append ``ComplaintRouted``
   (the proposal), and, when the proposal is confident enough, ``ComplaintDisposed``.
-* ``fan_out``: follows the whole log in order and copies to each agency's topic every event
-  that concerns it, without reporter identity (which is never in the log).
+
+The agency topics are kept by ``lapor.router.fanout``.
 
 Redelivery is harmless: event ids are derived from the triggering event's id and appends
 carry the complaint's expected last sequence, so a second attempt finds its own events
@@ -21,24 +21,20 @@ import structlog
 from faststream import AckPolicy
 from faststream.nats import JStream, PullSub
 from faststream.nats.annotations import NatsMessage
-from nats.aio.msg import Msg
 
 from lapor.router.domain import Decision, RoutingTable
 from lapor.router.rules_store import RulesStore
 from lapor.services.consumers import consumer_config, handle_reliably
 from lapor.services.eventstore import ConcurrencyError, EventStore, StoredEvent
-from lapor.services.projections import LogFollower
 from lapor.services.runtime import Runtime
 from lapor.shared.envelope import Envelope, Event, decode, derived_event_id, envelope
 from lapor.shared.events import (
     Actor,
     AuthorityDeclined,
     ComplaintArchived,
-    ComplaintAssigned,
     ComplaintDisposed,
     ComplaintReceived,
     ComplaintRouted,
-    DeadlineBreached,
 )
 
 log = structlog.get_logger(__name__)
@@ -112,80 +108,6 @@ def _env(event: Event, trigger: StoredEvent, event_id: uuid.UUID) -> Envelope:
     )
 
 
-# --- agency topics ------------------------------------------------------------------
-
-
-async def fan_out(store: EventStore, stored: StoredEvent, event: Event, coordinator: str) -> int:
-    """Copy ``event`` to the topic of each agency it concerns; returns how many copies."""
-    history = [s for s in await store.load(stored.envelope.complaint_id) if s.seq <= stored.seq]
-    owner = _owner_before(history, stored.seq)
-    targets: list[tuple[str, Envelope]] = []
-    match event:
-        case ComplaintDisposed(opd=opd):
-            received = decode(history[0].envelope)  # a complaint's first event
-            assert isinstance(received, ComplaintReceived)
-            targets.append((opd, _assignment(received, event, stored)))
-        case AuthorityDeclined(opd=opd):
-            targets.append((opd, stored.envelope))  # taken away from it
-        case ComplaintRouted() | ComplaintReceived():
-            pass  # not yet any agency's business
-        case DeadlineBreached(escalated_to=coordinator_code):
-            if owner:
-                targets.append((owner, stored.envelope))
-            targets.append((coordinator_code, stored.envelope))
-        case _:
-            if owner:
-                targets.append((owner, stored.envelope))
-    subjects = store.subjects
-    for opd, env in targets:
-        await store.publish(
-            subjects.agency(opd, env.type),
-            env.model_copy(update={"event_id": derived_event_id(stored.envelope.event_id, opd)}),
-            subjects.agency_stream,
-            headers={"Lapor-Log-Sequence": str(stored.seq)},
-        )
-    return len(targets)
-
-
-def _owner_before(history: list[StoredEvent], seq: int) -> str | None:
-    """The unit the complaint was disposed to just before ``seq``."""
-    owner = None
-    for s in history:
-        if s.seq >= seq:
-            break
-        match decode(s.envelope):
-            case ComplaintDisposed(opd=opd):
-                owner = opd
-            case AuthorityDeclined():
-                owner = None
-    return owner
-
-
-def _assignment(
-    received: ComplaintReceived, disposed: ComplaintDisposed, stored: StoredEvent
-) -> Envelope:
-    """The agency's copy of a complaint disposed to it: content, never identity."""
-    copy = ComplaintAssigned(
-        opd=disposed.opd,
-        report_type=received.report_type,
-        channel=received.channel,
-        title=received.title,
-        body=received.body,
-        category=received.category,
-        location=received.location,
-        incident_date=received.incident_date,
-        confidential=received.confidential,
-        reason=f"Disposed to {disposed.opd_name}",
-    )
-    return envelope(
-        copy,
-        complaint_id=stored.envelope.complaint_id,
-        correlation_id=stored.envelope.correlation_id,
-        causation_id=stored.envelope.event_id,
-        occurred_at=stored.envelope.occurred_at,
-    )
-
-
 # --- wiring -------------------------------------------------------------------------
 
 
@@ -251,23 +173,3 @@ def _subscribe_router(rt: Runtime, rules: LiveRules, durable: str, subject: str)
             dead_letters=rt.dead_letters,
             settings=rt.settings,
         )
-
-
-def agency_fan_out(rt: Runtime, coordinator: str) -> LogFollower:
-    """Copies to agency topics, in log order."""
-
-    async def handle_batch(msgs: list[Msg]) -> None:
-        for msg in msgs:
-
-            async def copy(stored: StoredEvent, event: Event) -> None:
-                await fan_out(rt.store, stored, event, coordinator)
-
-            await handle_reliably(
-                msg,
-                copy,
-                consumer="agency_fanout",
-                dead_letters=rt.dead_letters,
-                settings=rt.settings,
-            )
-
-    return LogFollower(rt, "agency_fanout", handle_batch)

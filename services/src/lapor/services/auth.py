@@ -72,8 +72,12 @@ def _secret(request: Request) -> str:
     return secret.get_secret_value()
 
 
-def authenticated(request: Request, authorization: Annotated[str | None, Header()] = None) -> Actor:
-    """FastAPI dependency: the admin or officer behind the bearer token, or 401."""
+async def authenticated(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> Actor:
+    """FastAPI dependency: the admin or officer behind the bearer token, or 401. (Dependencies
+    here are ``async def``: FastAPI runs a plain ``def`` one in a thread pool, a hand-off that
+    cost intake more than its own work.)"""
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise HTTPException(
@@ -94,6 +98,6 @@ def authenticated(request: Request, authorization: Annotated[str | None, Header(
 AuthenticatedActor = Annotated[Actor, Depends(authenticated)]
 
 
-def auth_secret_of(request: Request) -> str:
+async def auth_secret_of(request: Request) -> str:
     """FastAPI dependency: the deployment's signing secret."""
     return _secret(request)

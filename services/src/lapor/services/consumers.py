@@ -93,7 +93,6 @@ async def handle_reliably(
 ) -> None:
     """Run ``handler`` for one log message and settle it: ack on success, retry later on a
     passing failure, dead-letter on a permanent one or after ``max_deliver`` deliveries."""
-    deliveries = msg.metadata.num_delivered
     try:
         stored = StoredEvent.from_msg(msg)
         event = decode(stored.envelope)
@@ -103,23 +102,32 @@ async def handle_reliably(
             event_type=stored.envelope.type,
         ):
             await handler(stored, event)
-    except PERMANENT_ERRORS as e:
-        await dead_letters.park(consumer, msg, f"{type(e).__name__}: {e}")
-        await msg.term()
     except Exception as e:
-        if deliveries >= settings.max_deliver:
-            await dead_letters.park(consumer, msg, f"gave up after {deliveries}: {e!r}")
-            await msg.term()
-        else:
-            delay = retry_delay(settings, deliveries)
-            log.warning("handler failed, will retry", consumer=consumer, error=repr(e), delay=delay)
-            await msg.nak(delay=delay)
+        await give_back(msg, e, consumer=consumer, dead_letters=dead_letters, settings=settings)
     else:
         await msg.ack()
 
 
 Applied = tuple[StoredEvent, Event]
 """An event as a projection receives it: the stored message and its decoded event."""
+
+
+async def give_back(
+    msg: Msg, error: Exception, *, consumer: str, dead_letters: DeadLetters, settings: Settings
+) -> None:
+    """Settle a message its handler failed on: dead-letter it if the error is permanent or
+    after ``max_deliver`` deliveries, else have it redelivered after a growing delay."""
+    deliveries = msg.metadata.num_delivered
+    if isinstance(error, PERMANENT_ERRORS):
+        await dead_letters.park(consumer, msg, f"{type(error).__name__}: {error}")
+        await msg.term()
+    elif deliveries >= settings.max_deliver:
+        await dead_letters.park(consumer, msg, f"gave up after {deliveries}: {error!r}")
+        await msg.term()
+    else:
+        delay = retry_delay(settings, deliveries)
+        log.warning("handler failed, will retry", consumer=consumer, error=repr(error), delay=delay)
+        await msg.nak(delay=delay)
 
 
 class Projection(Protocol):

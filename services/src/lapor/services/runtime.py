@@ -22,6 +22,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from faststream.nats import NatsBroker
 from nats.js import JetStreamContext
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lapor.services.consumers import DeadLetters, Projection
 from lapor.services.database import create_pool
@@ -87,8 +89,9 @@ def correlation_uuid(request: Request) -> uuid.UUID:
         return uuid.uuid5(uuid.NAMESPACE_URL, raw)
 
 
-def runtime_of(request: Request) -> Runtime:
-    """FastAPI dependency: the service's runtime."""
+async def runtime_of(request: Request) -> Runtime:
+    """FastAPI dependency: the service's runtime (``async``: FastAPI would run a plain
+    function in a thread pool)."""
     return request.app.state.runtime
 
 
@@ -154,7 +157,7 @@ def _health_router() -> APIRouter:
 
     @router.get("/ready")
     async def ready(request: Request) -> JSONResponse:
-        rt: Runtime = runtime_of(request)
+        rt: Runtime = request.app.state.runtime
         checks = {"nats": "ok" if rt.broker.connection.is_connected else "down"}
         if rt.pool is not None:
             try:
@@ -171,15 +174,36 @@ def _health_router() -> APIRouter:
     return router
 
 
-def _install_error_handling(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def correlate(request: Request, call_next):  # type: ignore[no-untyped-def]
-        correlation_id = request.headers.get(CORRELATION_HEADER) or str(uuid.uuid4())
-        request.state.correlation_id = correlation_id
+class Correlation:
+    """ASGI middleware: every request carries a correlation id (the caller's
+    ``X-Correlation-Id`` or a new one) into the logs, the events it causes and the response.
+
+    Plain ASGI rather than ``@app.middleware("http")``, whose per-request streams and task
+    group cost a fifth of intake's throughput.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = Headers(scope=scope).get(CORRELATION_HEADER)
+        correlation_id = given or str(uuid.uuid4())
+        scope.setdefault("state", {})["correlation_id"] = correlation_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)[CORRELATION_HEADER] = correlation_id
+            await send(message)
+
         with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
-            response = await call_next(request)
-        response.headers[CORRELATION_HEADER] = correlation_id
-        return response
+            await self.app(scope, receive, send_with_id)
+
+
+def _install_error_handling(app: FastAPI) -> None:
+    app.add_middleware(Correlation)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

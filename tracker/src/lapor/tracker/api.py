@@ -320,7 +320,7 @@ async def post_declination(
     return await _act(rt, request, tracking_id, actor, "decline", command)
 
 
-def reporter(
+async def reporter(
     tracking_id: TrackingId,
     secret: Annotated[str, Depends(auth_secret_of)],
     x_reporter_secret: Annotated[str | None, Header()] = None,

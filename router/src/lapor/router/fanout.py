@@ -1,0 +1,183 @@
+"""The agency topics: each unit's copy of every event that concerns it, in log order.
+
+One follower reads the whole log in order (see ``LogFollower``) and copies to
+``<root>.agency.<opd>.<event>`` what a unit must know: the assignment with the
+complaint's content (never the reporter's identity, which is never in the log), the
+follow-ups, replies, ratings, holds and deadline notices of complaints it holds, and the
+notice when a complaint is taken away from it; deadline breaches go to the coordinator
+too.
+
+Which unit holds a complaint, and its content, are remembered per complaint as the log
+goes by, so that an event costs no read of the log; a complaint not remembered (after a
+restart, or forgotten to bound memory) is read from the log once. A batch's copies are
+published together and their acknowledgements awaited together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from nats.aio.msg import Msg
+
+from lapor.services.consumers import give_back
+from lapor.services.eventstore import EventStore, StoredEvent
+from lapor.services.projections import LogFollower
+from lapor.services.runtime import Runtime
+from lapor.shared.envelope import Envelope, Event, decode, derived_event_id, envelope
+from lapor.shared.events import (
+    AuthorityDeclined,
+    ComplaintAssigned,
+    ComplaintDisposed,
+    ComplaintReceived,
+    ComplaintRouted,
+    DeadlineBreached,
+)
+
+DURABLE = "agency_fanout"
+REMEMBERED_COMPLAINTS = 50_000
+
+
+@dataclass
+class Concern:
+    """What the fan-out knows of a complaint after the event at ``seq``."""
+
+    seq: int
+    received: ComplaintReceived | None = None
+    owner: str | None = None
+
+    def after(self, seq: int, event: Event) -> Concern:
+        match event:
+            case ComplaintReceived():
+                return Concern(seq, event, self.owner)
+            case ComplaintDisposed(opd=opd):
+                return Concern(seq, self.received, opd)
+            case AuthorityDeclined():
+                return Concern(seq, self.received, None)
+        return Concern(seq, self.received, self.owner)
+
+
+def copies(concern: Concern, stored: StoredEvent, event: Event) -> list[tuple[str, Envelope]]:
+    """(unit, envelope) for each copy of ``event``, given the complaint before it."""
+    match event:
+        case ComplaintDisposed(opd=opd):
+            if concern.received is None:
+                raise RuntimeError(f"{stored.envelope.complaint_id}: disposed before received")
+            return [(opd, _assignment(concern.received, event, stored))]
+        case AuthorityDeclined(opd=opd):
+            return [(opd, stored.envelope)]  # taken away from it
+        case ComplaintRouted() | ComplaintReceived():
+            return []  # not yet any agency's business
+        case DeadlineBreached(escalated_to=coordinator):
+            owner = [(concern.owner, stored.envelope)] if concern.owner else []
+            return [*owner, (coordinator, stored.envelope)]
+    return [(concern.owner, stored.envelope)] if concern.owner else []
+
+
+class AgencyFanOut:
+    """Copies events to agency topics, remembering what each complaint's copies need."""
+
+    def __init__(self, store: EventStore, remembered: int = REMEMBERED_COMPLAINTS) -> None:
+        self.store = store
+        self.remembered = remembered
+        self._known: OrderedDict[str, Concern] = OrderedDict()
+
+    async def copies_of(self, stored: StoredEvent, event: Event) -> list[tuple[str, Envelope]]:
+        """The copies of ``event``; remembers the complaint as it is after it."""
+        concern = await self._before(stored)
+        found = copies(concern, stored, event)
+        self._remember(stored.envelope.complaint_id, concern.after(stored.seq, event))
+        return found
+
+    async def _before(self, stored: StoredEvent) -> Concern:
+        complaint_id = stored.envelope.complaint_id
+        known = self._known.get(complaint_id)
+        if known is not None and known.seq < stored.seq:
+            return known
+        # Not remembered, or this is a redelivery of an event already seen: read the log.
+        concern = Concern(0)
+        for earlier in await self.store.load(complaint_id):
+            if earlier.seq >= stored.seq:
+                break
+            concern = concern.after(earlier.seq, decode(earlier.envelope))
+        return concern
+
+    def _remember(self, complaint_id: str, concern: Concern) -> None:
+        self._known[complaint_id] = concern
+        self._known.move_to_end(complaint_id)
+        while len(self._known) > self.remembered:
+            self._known.popitem(last=False)
+
+
+def _assignment(
+    received: ComplaintReceived, disposed: ComplaintDisposed, stored: StoredEvent
+) -> Envelope:
+    """The agency's copy of a complaint disposed to it: content, never identity."""
+    copy = ComplaintAssigned(
+        opd=disposed.opd,
+        report_type=received.report_type,
+        channel=received.channel,
+        title=received.title,
+        body=received.body,
+        category=received.category,
+        location=received.location,
+        incident_date=received.incident_date,
+        confidential=received.confidential,
+        reason=f"Disposed to {disposed.opd_name}",
+    )
+    return envelope(
+        copy,
+        complaint_id=stored.envelope.complaint_id,
+        correlation_id=stored.envelope.correlation_id,
+        causation_id=stored.envelope.event_id,
+        occurred_at=stored.envelope.occurred_at,
+    )
+
+
+def agency_fan_out(rt: Runtime) -> LogFollower:
+    """The follower that keeps the agency topics."""
+    fanout = AgencyFanOut(rt.store)
+    subjects, settings = rt.settings.subjects, rt.settings
+
+    async def publish(stored: StoredEvent, event: Event) -> list[asyncio.Future]:
+        futures = []
+        for opd, env in await fanout.copies_of(stored, event):
+            copy = env.model_copy(
+                update={"event_id": derived_event_id(stored.envelope.event_id, opd)}
+            )
+            futures.append(
+                await rt.js.publish_async(
+                    subjects.agency(opd, copy.type),
+                    copy.to_json(),
+                    stream=subjects.agency_stream,
+                    headers={
+                        "Nats-Msg-Id": str(copy.event_id),
+                        "Lapor-Event-Type": copy.type,
+                        "Lapor-Correlation-Id": str(copy.correlation_id),
+                        "Lapor-Log-Sequence": str(stored.seq),
+                    },
+                )
+            )
+        return futures
+
+    async def handle_batch(msgs: list[Msg]) -> None:
+        sent: list[tuple[Msg, list[asyncio.Future]]] = []
+        for msg in msgs:
+            try:
+                stored = StoredEvent.from_msg(msg)
+                sent.append((msg, await publish(stored, decode(stored.envelope))))
+            except Exception as e:
+                await give_back(msg, e, **settle)
+        for msg, futures in sent:
+            try:
+                await asyncio.wait_for(
+                    asyncio.gather(*futures), timeout=settings.publish_timeout_seconds
+                )
+            except Exception as e:
+                await give_back(msg, e, **settle)
+            else:
+                await msg.ack()
+
+    settle = {"consumer": DURABLE, "dead_letters": rt.dead_letters, "settings": settings}
+    return LogFollower(rt, DURABLE, handle_batch)
