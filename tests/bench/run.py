@@ -426,6 +426,7 @@ async def py_spy(
     proc = await asyncio.create_subprocess_exec(
         args.py_spy,
         *("record", "--nonblocking", "--function", "--format", "raw", "--rate", "100"),
+        "--subprocesses",  # intake may run several worker processes
         *("--duration", str(args.profile_seconds), "--pid", str(pid), "--output", str(out)),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
@@ -591,7 +592,8 @@ async def phase_intake(
 ) -> None:
     scope = await scoped(settings, "bench_intake")
     subs = Submissions()
-    async with services(scope, ["intake"], args.log_dir, args.log_level) as running:
+    workers = {"intake": args.intake_workers}
+    async with services(scope, ["intake"], args.log_dir, args.log_level, workers) as running:
         intake = running["intake"]
         cpu.watch("intake", intake.pid)
         async with http_client(intake.url, args.concurrency) as client:
@@ -740,7 +742,8 @@ async def phase_pipeline(
     subs = Submissions()
     details: dict[str, Any] = {}
     submitted_total = 0
-    async with services(scope, SERVICES, args.log_dir, args.log_level) as running:
+    workers = {"intake": args.intake_workers}
+    async with services(scope, SERVICES, args.log_dir, args.log_level, workers) as running:
         for name, s in running.items():
             cpu.watch(name, s.pid)
         intake = running["intake"]
@@ -1384,6 +1387,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="then this many through httpx.AsyncClient, for comparison (0: skip)",
     )
     p.add_argument("--concurrency", type=int, default=64, help="HTTP clients in closed loop")
+    p.add_argument("--intake-workers", type=int, default=2, help="intake processes (stateless)")
     p.add_argument("--rate", type=float, default=500, help="offered complaints/s (latency)")
     p.add_argument("--pace-seconds", type=float, default=20)
     p.add_argument("--publish-count", type=int, default=50_000)

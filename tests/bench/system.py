@@ -56,10 +56,15 @@ def _log_file(path: Path) -> IO[bytes]:
 
 @contextlib.asynccontextmanager
 async def services(
-    settings: Settings, names: list[str], log_dir: Path, log_level: str
+    settings: Settings,
+    names: list[str],
+    log_dir: Path,
+    log_level: str,
+    workers: dict[str, int] | None = None,
 ) -> AsyncIterator[dict[str, Service]]:
-    """Start ``lapor serve NAME`` for each name; yield {name: Service} once all are ready.
-    Each service's output goes to ``<log_dir>/<root>-<name>.log``."""
+    """Start ``lapor serve NAME`` for each name (with ``workers[NAME]`` processes); yield
+    {name: Service} once all are ready. Each service's output goes to
+    ``<log_dir>/<root>-<name>.log``."""
     env = service_env(settings, log_level)
     running: dict[str, Service] = {}
     try:
@@ -69,6 +74,7 @@ async def services(
                 proc = await asyncio.create_subprocess_exec(
                     str(LAPOR),
                     *("serve", name, "--host", "127.0.0.1", "--port", str(port)),
+                    *("--workers", str((workers or {}).get(name, 1))),
                     env=env,
                     stdout=log,
                     stderr=asyncio.subprocess.STDOUT,

@@ -64,6 +64,18 @@ async def test_accepted_complaint_is_in_the_log_without_reporter_identity(settin
     assert isinstance(contact, ReporterIdentified) and contact.name == "Siti Rahmawati"
 
 
+async def test_correlation_id_travels_from_the_request_into_the_event(settings):
+    given = "0b7e6a7e-59a4-4f55-9f7b-3c9e1c2d4a10"
+    async with serving(create_app(settings)) as client:
+        r = await client.post("/complaints", json=COMPLAINT, headers={"X-Correlation-Id": given})
+        fresh = await client.post("/complaints", json=COMPLAINT)
+    assert r.status_code == 202 and r.headers["X-Correlation-Id"] == given
+    generated = fresh.headers["X-Correlation-Id"]
+    assert generated != given
+    log = await stream_messages(settings, settings.subjects.events_stream)
+    assert [str(parse(data).correlation_id) for _, data in log] == [given, generated]
+
+
 async def test_same_idempotency_key_twice_appends_one_event(settings):
     headers = {"Idempotency-Key": "retry-test-0001"}
     async with serving(create_app(settings)) as client:

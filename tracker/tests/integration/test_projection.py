@@ -8,6 +8,7 @@ import uuid
 
 import asyncpg
 import nats
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from lapor.services.eventstore import EventStore
 from lapor.services.settings import Settings
@@ -179,3 +180,33 @@ async def test_racing_actions_on_one_complaint_exactly_one_wins(settings):
     info = await nc.jetstream().stream_info(settings.subjects.events_stream)
     await nc.close()
     assert info.state.messages == last_seq + 1
+
+
+async def test_consumer_of_an_earlier_ack_policy_is_replaced_after_its_ack_floor(settings):
+    _, first_seq = await seed(settings, complaints=2)
+    await run_until_caught_up(settings, first_seq)
+    # As an earlier version left it: explicit acks, everything so far acknowledged.
+    nc = await nats.connect(settings.nats_url)
+    js = nc.jetstream()
+    stream = settings.subjects.events_stream
+    await js.delete_consumer(stream, DURABLE)
+    old = await js.pull_subscribe(
+        settings.subjects.all_events,
+        durable=DURABLE,
+        stream=stream,
+        config=ConsumerConfig(
+            durable_name=DURABLE, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL
+        ),
+    )
+    for msg in await old.fetch(batch=first_seq, timeout=5):
+        await msg.ack()
+    await old.unsubscribe()
+    _, last_seq = await seed(settings, complaints=1)
+
+    complaints, history, _ = await run_until_caught_up(settings, last_seq)
+    assert len(complaints) == 3 and len(history) == 12
+    info = await js.consumer_info(stream, DURABLE)
+    await nc.close()
+    assert info.config.ack_policy == AckPolicy.ALL
+    assert info.delivered.consumer_seq == last_seq - first_seq  # only what followed
+    assert info.num_ack_pending == 0

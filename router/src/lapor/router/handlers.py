@@ -163,6 +163,9 @@ def _subscribe_router(rt: Runtime, rules: LiveRules, durable: str, subject: str)
         durable=durable,
         config=consumer_config(durable, subject, rt.settings),
         pull_sub=PullSub(batch_size=32, timeout=0.5),
+        # Different complaints are routed at once; two triggers of one complaint cannot
+        # both append (expected last sequence), the loser looks again.
+        max_workers=rt.settings.router_concurrency,
         ack_policy=AckPolicy.MANUAL,
     )
     async def on_trigger(msg: NatsMessage) -> None:

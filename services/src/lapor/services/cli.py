@@ -56,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("service")
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes sharing the port (intake only: the others follow the log in order)",
+    )
     sub.add_parser("migrate", help="declare streams and migrate PostgreSQL")
     token = sub.add_parser("token", help="issue a token for the admin or an agency officer")
     token.add_argument("role", choices=["admin", "agency"])
@@ -91,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         case "run":
             return run_local(settings, args.services, args.host)
         case "serve":
-            return serve_one(settings, args.service, args.host, args.port)
+            return serve_one(settings, args.service, args.host, args.port, args.workers)
         case "migrate":
             with infrastructure(settings) as infra:
                 applied = asyncio.run(bootstrap(_with_urls(settings, infra)))
@@ -206,15 +212,28 @@ def _with_urls(settings: Settings, infra) -> Settings:
     )
 
 
-def serve_one(settings: Settings, name: str, host: str, port: int) -> int:
+STATELESS = frozenset({"intake"})
+"""Services that may run as several processes (or replicas): they follow no log in order."""
+
+
+def serve_one(settings: Settings, name: str, host: str, port: int, workers: int = 1) -> int:
     import uvicorn
 
     factories = service_factories()
     if name not in factories:
         print(f"unknown service {name!r}; installed: {', '.join(sorted(factories))}")
         return 2
-    app = factories[name].load()(settings)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    options = {"host": host, "port": port, "log_level": "warning", "access_log": False}
+    if workers > 1:
+        if name not in STATELESS:
+            print(f"{name} follows the log in order: run one process (--workers 1)")
+            return 2
+        # Each worker builds its app from the environment, as a container would.
+        if settings.auth_secret is not None:
+            os.environ["LAPOR_AUTH_SECRET"] = settings.auth_secret.get_secret_value()
+        uvicorn.run(factories[name].value, factory=True, workers=workers, **options)
+        return 0
+    uvicorn.run(factories[name].load()(settings), **options)
     return 0
 
 

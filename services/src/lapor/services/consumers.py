@@ -35,14 +35,20 @@ PERMANENT_ERRORS: tuple[type[BaseException], ...] = (ValidationError, UnknownEve
 
 
 def consumer_config(
-    durable: str, subject: str, settings: Settings, *, max_ack_pending: int | None = None
+    durable: str,
+    subject: str,
+    settings: Settings,
+    *,
+    max_ack_pending: int | None = None,
+    ack_policy: AckPolicy = AckPolicy.EXPLICIT,
 ) -> ConsumerConfig:
-    """A durable pull consumer with explicit acks, from the start of the log."""
+    """A durable pull consumer with explicit acks (or, with ``AckPolicy.ALL``, where an
+    ack covers every message before it too), from the start of the log."""
     return ConsumerConfig(
         durable_name=durable,
         filter_subject=subject,
         deliver_policy=DeliverPolicy.ALL,
-        ack_policy=AckPolicy.EXPLICIT,
+        ack_policy=ack_policy,
         ack_wait=30,
         # Retries are counted by the handlers (see settle); the server never gives up alone.
         max_deliver=-1,
@@ -187,7 +193,9 @@ async def project_batch(
     settings: Settings,
 ) -> int:
     """Apply a batch of log messages and advance the checkpoint in one transaction, then
-    ack; on failure nak them all for a later retry. Returns the number of events applied."""
+    ack the last (the follower's consumer acknowledges all before it with it: one message
+    per batch instead of one per event); on failure nak them all for a later retry.
+    Returns the number of events applied."""
     received = await receive(projection, msgs, dead_letters)
     try:
         applied = await project(pool, projection, received, dead_letters, settings)
@@ -198,8 +206,8 @@ async def project_batch(
         for msg in msgs:
             await msg.nak(delay=delay)
         return 0
-    for msg in msgs:
-        await msg.ack()
+    if received:
+        await received[-1].msg.ack()
     return applied
 
 

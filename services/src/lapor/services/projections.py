@@ -14,9 +14,11 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import nats.errors
+import nats.js.errors
 import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from lapor.services.consumers import Projection, consumer_config, project_batch
 
@@ -39,10 +41,17 @@ class LogFollower:
     follower per durable (replicas would race on order).
     """
 
-    def __init__(self, runtime: Runtime, durable: str, handle: BatchHandler) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        durable: str,
+        handle: BatchHandler,
+        ack_policy: AckPolicy = AckPolicy.EXPLICIT,
+    ) -> None:
         self.runtime = runtime
         self.durable = durable
         self.handle = handle
+        self.ack_policy = ack_policy
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._sub: JetStreamContext.PullSubscription | None = None
@@ -50,15 +59,35 @@ class LogFollower:
     async def start(self) -> None:
         rt = self.runtime
         subjects, size = rt.settings.subjects, rt.settings.projection_batch_size
-        self._sub = await rt.js.pull_subscribe(
+        config = consumer_config(
+            self.durable,
             subjects.all_events,
-            durable=self.durable,
-            stream=subjects.events_stream,
-            config=consumer_config(
-                self.durable, subjects.all_events, rt.settings, max_ack_pending=size
-            ),
+            rt.settings,
+            max_ack_pending=size,
+            ack_policy=self.ack_policy,
+        )
+        await self._recreate_if_changed(config)
+        self._sub = await rt.js.pull_subscribe(
+            subjects.all_events, durable=self.durable, stream=subjects.events_stream, config=config
         )
         self._task = asyncio.create_task(self._run(self._sub, size), name=self.durable)
+
+    async def _recreate_if_changed(self, config: ConsumerConfig) -> None:
+        """A consumer's ack policy cannot be changed in place: one created by an earlier
+        version with another policy is replaced by one that starts after its ack floor,
+        so nothing is skipped and nothing acknowledged is delivered again."""
+        js, stream = self.runtime.js, self.runtime.settings.subjects.events_stream
+        try:
+            info = await js.consumer_info(stream, self.durable)
+        except nats.js.errors.NotFoundError:
+            return
+        if info.config.ack_policy == config.ack_policy:
+            return
+        floor = info.ack_floor.stream_seq if info.ack_floor else 0
+        await js.delete_consumer(stream, self.durable)
+        config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
+        config.opt_start_seq = floor + 1
+        log.info("consumer recreated", durable=self.durable, from_seq=floor + 1)
 
     async def stop(self) -> None:
         # nats-py may turn a cancelled fetch into its own TimeoutError, which the loop
@@ -99,4 +128,4 @@ def projection_follower(runtime: Runtime, projection: Projection) -> LogFollower
             settings=runtime.settings,
         )
 
-    return LogFollower(runtime, projection.name.replace(".", "_"), handle)
+    return LogFollower(runtime, projection.name.replace(".", "_"), handle, AckPolicy.ALL)

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     max_deliver: int = Field(default=6, ge=1, description="Deliveries before dead-lettering")
     retry_base_delay_seconds: float = Field(default=1.0, gt=0)
     projection_batch_size: int = Field(default=256, ge=1)
+    router_concurrency: int = Field(
+        default=16, ge=1, description="Complaints routed at once (each waits on log round trips)"
+    )
 
     log_format: str = Field(default="auto", pattern=r"^(auto|json|console)$")
     log_level: str = "INFO"
