@@ -47,7 +47,7 @@ schemas: $(VENV)/.synced  ## Regenerate the committed JSON Schemas of every even
 bench: $(VENV)/.synced  ## Benchmarks; each prints a table and writes JSON beside it
 	$(VENV)/bin/python -m lapor.router.bench tests/routing/labelled_complaints.jsonl \
 		--json bench-routing.json
-	$(VENV)/bin/python tests/bench/run.py --json bench-results.json
+	$(VENV)/bin/python tests/bench/run.py --json bench-results.json --py-spy $(VENV)/bin/py-spy
 
 clean:
 	rm -rf .venv .tools .lapor .pytest_cache .ruff_cache

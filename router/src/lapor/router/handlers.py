@@ -60,17 +60,19 @@ async def route_complaint(
         decision = table.decide(received, exclude=declined)
         ids = {s.envelope.event_id for s in history}
         try:
+            last = history[-1].seq
             if routed_id not in ids:
-                await store.append(
+                last = await store.append(
                     _env(routed_event(decision), trigger, routed_id), history[-1].seq
                 )
                 log.info("complaint routed", opd=decision.opd, rule=decision.rule)
             if decision.confidence >= auto_dispose and disposed_id not in ids:
-                last = await store.last(complaint_id)
                 disposed = ComplaintDisposed(
                     opd=decision.opd, opd_name=decision.opd_name, by=ROUTER, automatic=True
                 )
-                await store.append(_env(disposed, trigger, disposed_id), last.seq)
+                # Expected last: the routing just appended (or the history's last event);
+                # if anything came between, the append is refused and we look again.
+                await store.append(_env(disposed, trigger, disposed_id), last)
                 log.info("complaint disposed automatically", opd=decision.opd)
             return decision
         except ConcurrencyError:
