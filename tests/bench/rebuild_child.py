@@ -1,8 +1,9 @@
-"""One projection rebuilt from the log into a fresh database, in a process of its own so
+"""Projections rebuilt from the log into a fresh database, in a process of its own so
 that its peak memory is its own: prints one JSON line with the events applied, the
-seconds, and the process's CPU and peak resident memory (VmHWM).
+seconds, and the process's CPU and peak resident memory (VmHWM). Several projections
+(comma-separated) are rebuilt together, from one read of the log, as ``lapor replay`` does.
 
-    python tests/bench/rebuild_child.py NATS_URL LIVE_DATABASE_URL SUBJECT_ROOT PROJECTION
+    python tests/bench/rebuild_child.py NATS_URL LIVE_DATABASE_URL SUBJECT_ROOT NAME[,NAME]
 """
 
 from __future__ import annotations
@@ -26,20 +27,22 @@ from lapor.services.settings import Settings
 PROGRESS_SECONDS = 15
 
 
-async def progress(target_url: str, name: str, total: int, began: float) -> None:
+async def progress(target_url: str, names: list[str], total: int, began: float) -> None:
     """A line on stderr every few seconds: where the rebuild is and how fast it goes."""
     conn = await asyncpg.connect(target_url)
     try:
         while True:
             await asyncio.sleep(PROGRESS_SECONDS)
             done = await conn.fetchval(
-                "SELECT last_seq FROM projection_checkpoints WHERE projection = $1", name
+                "SELECT min(last_seq) FROM projection_checkpoints WHERE projection = ANY($1)",
+                names,
             )
             done = done or 0
             elapsed = time.perf_counter() - began
             rss = psutil.Process().memory_info().rss / 2**20
             print(
-                f"  rebuild {name}: {done:,}/{total:,} events, {done / elapsed:,.0f} ev/s,"
+                f"  rebuild {', '.join(names)}: {done:,}/{total:,} events,"
+                f" {done / elapsed:,.0f} ev/s,"
                 f" rss {rss:,.0f} MB",
                 file=sys.stderr,
                 flush=True,
@@ -57,17 +60,19 @@ async def main(nats_url: str, live_url: str, root: str, name: str) -> dict:
         log_format="json",
     )
     configure_logging(settings.log_level, settings.log_format)
-    projection = installed_projections()[name]
-    target = await fresh_database(live_url, f"{root}_{name.replace('.', '_')}")
+    names = name.split(",")
+    projections = [installed_projections()[n] for n in names]
+    label = "all" if len(names) > 1 else name.replace(".", "_")
+    target = await fresh_database(live_url, f"{root}_{label}")
     rss_before = psutil.Process().memory_info().rss
     cpu_before = time.process_time()
     nc = await nats.connect(nats_url)
     total = (await nc.jetstream().stream_info(settings.subjects.events_stream)).state.last_seq
     await nc.close()
     began = time.perf_counter()
-    reporter = asyncio.create_task(progress(target, name, total, began))
+    reporter = asyncio.create_task(progress(target, names, total, began))
     try:
-        last = await rebuild(settings, projection, target, show_progress=False)
+        last = await rebuild(settings, projections, target, show_progress=False)
     finally:
         reporter.cancel()
     seconds = time.perf_counter() - began

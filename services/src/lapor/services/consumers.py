@@ -169,16 +169,17 @@ class Received:
 
 
 async def receive(
-    projection: Projection, msgs: list[Msg], dead_letters: DeadLetters
+    consumers: Sequence[str], msgs: list[Msg], dead_letters: DeadLetters
 ) -> list[Received]:
-    """Decode a batch in log order, parking what cannot be decoded."""
+    """Decode a batch in log order; what cannot be decoded is parked for each consumer."""
     received = []
     for msg in sorted(msgs, key=lambda m: m.metadata.sequence.stream):
         try:
             stored = StoredEvent.from_msg(msg)
             applied: Applied | None = (stored, decode(stored.envelope))
         except PERMANENT_ERRORS as e:
-            await dead_letters.park(projection.name, msg, f"{type(e).__name__}: {e}")
+            for consumer in consumers:
+                await dead_letters.park(consumer, msg, f"{type(e).__name__}: {e}")
             applied = None
         received.append(Received(msg, msg.metadata.sequence.stream, applied))
     return received
@@ -196,7 +197,7 @@ async def project_batch(
     ack the last (the follower's consumer acknowledges all before it with it: one message
     per batch instead of one per event); on failure nak them all for a later retry.
     Returns the number of events applied."""
-    received = await receive(projection, msgs, dead_letters)
+    received = await receive([projection.name], msgs, dead_letters)
     try:
         applied = await project(pool, projection, received, dead_letters, settings)
     except Exception as e:

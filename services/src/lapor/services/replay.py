@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from importlib.metadata import entry_points
@@ -88,38 +88,39 @@ async def fresh_database(live_url: str, name: str) -> str:
 
 async def rebuild(
     settings: Settings,
-    projection: Projection,
+    projections: Sequence[Projection],
     target_url: str,
     *,
     from_seq: int = 1,
     from_time: datetime | None = None,
     show_progress: bool = True,
 ) -> int:
-    """Apply the log to ``projection`` in ``target_url`` (from its checkpoint on, or from
-    ``from_seq``/``from_time`` on a fresh one) up to the log's current end; returns the
-    last sequence applied."""
+    """Apply the log to ``projections`` in ``target_url`` (each from its checkpoint on, or
+    from ``from_seq``/``from_time`` on a fresh one) up to the log's current end, reading
+    and decoding it once for all of them; returns the last sequence applied."""
     with _fewer_collections():
-        return await _rebuild(settings, projection, target_url, from_seq, from_time, show_progress)
+        return await _rebuild(settings, projections, target_url, from_seq, from_time, show_progress)
 
 
 async def _rebuild(
     settings: Settings,
-    projection: Projection,
+    projections: Sequence[Projection],
     target_url: str,
     from_seq: int,
     from_time: datetime | None,
     show_progress: bool,
 ) -> int:
     nc = await nats.connect(settings.nats_url)
-    pool = await create_pool(target_url, min_size=1, max_size=2)
+    pool = await create_pool(target_url, min_size=1, max_size=len(projections) + 1)
     try:
         js = nc.jetstream()
         stream = settings.subjects.events_stream
         end = (await js.stream_info(stream)).state.last_seq
-        start = await _start(pool, projection, js, settings, from_seq, from_time)
+        start = min([await _start(pool, p, js, settings, from_seq, from_time) for p in projections])
         if start > end:
             return end
         dead_letters = DeadLetters(js, settings)
+        names = [p.name for p in projections]
         # Decoding the next batches overlaps with PostgreSQL writing this one; the queue's
         # bound, and the ordered consumer's flow control behind it, keep memory flat
         # however long the log.
@@ -133,7 +134,7 @@ async def _rebuild(
                     return
                 pending.append(msg)
                 if len(pending) >= BATCH or seq == end:
-                    received = await receive(projection, pending, dead_letters)
+                    received = await receive(names, pending, dead_letters)
                     pending.clear()
                     await batches.put(received)
             except Exception as e:  # the callback's errors would go to the client's log
@@ -141,7 +142,7 @@ async def _rebuild(
 
         # NATS's own replay: an ordered consumer (ephemeral, in order, no acknowledgements,
         # recreated by the client at the right place if a message goes missing). The
-        # checkpoint lives in the rebuilt database; a rebuild that stops resumes from it.
+        # checkpoints live in the rebuilt database; a rebuild that stops resumes from them.
         sub = await js.subscribe(
             settings.subjects.all_events,
             stream=stream,
@@ -151,7 +152,7 @@ async def _rebuild(
             config=ConsumerConfig(opt_start_seq=start),
         )
         bar = tqdm(
-            total=end - start + 1, unit="ev", desc=projection.name, disable=not show_progress
+            total=end - start + 1, unit="ev", desc=", ".join(names), disable=not show_progress
         )
         done = start - 1
         try:
@@ -159,7 +160,11 @@ async def _rebuild(
                 received = await batches.get()
                 if isinstance(received, Exception):
                     raise received
-                await project(pool, projection, received, dead_letters, settings)
+                # Each projection has its own tables and checkpoint: write them side by
+                # side, so that one's round trips overlap the others'.
+                await asyncio.gather(
+                    *(project(pool, p, received, dead_letters, settings) for p in projections)
+                )
                 bar.update(received[-1].seq - done)
                 done = received[-1].seq
         finally:
@@ -337,17 +342,18 @@ async def replay(
         raise ValueError(f"unknown projection(s) {sorted(unknown)}; have {sorted(projections)}")
     live_name = settings.database_url.rsplit("/", 1)[1].split("?")[0]
     target = await fresh_database(settings.database_url, f"{live_name}_replay")
+    chosen = [projections[name] for name in names or sorted(projections)]
+    await rebuild(
+        settings,
+        chosen,
+        target,
+        from_seq=from_seq,
+        from_time=from_time,
+        show_progress=show_progress,
+    )
     report: dict[str, list[Difference]] = {}
-    for name in names or sorted(projections):
-        projection = projections[name]
-        await rebuild(
-            settings,
-            projection,
-            target,
-            from_seq=from_seq,
-            from_time=from_time,
-            show_progress=show_progress,
-        )
+    for projection in chosen:
+        name = projection.name
         if mode == "verify":
             report[name] = [d async for d in compare(settings.database_url, target, projection)]
             continue
@@ -357,7 +363,7 @@ async def replay(
                 log.info("projection swapped", projection=name, checkpoint=last)
                 break
             except LiveMovedOn:  # events arrived meanwhile: apply them too, then again
-                await rebuild(settings, projection, target, show_progress=False)
+                await rebuild(settings, [projection], target, show_progress=False)
         else:
             raise RuntimeError(f"{name}: the live projection kept moving; try again")
         report[name] = []
