@@ -170,7 +170,10 @@ def _subscribe_router(rt: Runtime, rules: LiveRules, durable: str, subject: str)
         max_workers=rt.settings.router_concurrency,
         ack_policy=AckPolicy.MANUAL,
     )
-    async def on_trigger(msg: NatsMessage) -> None:
+    async def on_trigger() -> None:
+        # The message from FastStream's context, not from an annotated parameter: its
+        # dependency injection resolves such a parameter in a worker thread per message.
+        msg: NatsMessage = rt.broker.context.get_local("message")
         await handle_reliably(
             msg.raw_message,
             handle,
