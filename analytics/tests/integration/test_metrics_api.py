@@ -4,6 +4,9 @@ past instant from the log itself (the known history of ../conftest.py)."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
+import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -199,3 +202,35 @@ async def test_as_of_must_be_a_past_instant_with_an_offset(settings):
         )
         assert empty.status_code == 200, empty.text
         assert empty.json()["log_sequence"] == 0
+
+
+async def test_metrics_export_as_csv_and_ndjson_holds_the_figures_of_the_api(settings, recorded):
+    *_, last = recorded
+    async with serving(create_app(settings)) as client:
+        await caught_up(client, last)
+        params = {"by": "opd"}
+        api = (await client.get("/metrics", params=params)).json()
+        csv_response = await client.get("/exports/metrics.csv", params=params)
+        ndjson_response = await client.get("/exports/metrics.ndjson", params=params)
+        bad = await client.get("/exports/metrics.csv", params={"by": "weekday"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "by"
+    for r in (csv_response, ndjson_response):
+        assert r.status_code == 200
+        assert r.headers["Lapor-Log-Sequence"] == str(last) == str(api["log_sequence"])
+        assert "attachment" in r.headers["Content-Disposition"]
+    assert csv_response.headers["content-type"].startswith("text/csv")
+
+    table = list(csv.DictReader(io.StringIO(csv_response.text)))
+    lines = [json.loads(line) for line in ndjson_response.text.splitlines()]
+    assert [row["group"] for row in table] == ["*", "dlh", "dpupr", ""]
+    assert [row["group"] for row in lines] == ["*", "dlh", "dpupr", None]
+    assert list(table[0]) == list(lines[0])  # the same columns, in the same order
+    groups = [api["overall"], *api["groups"]]
+    for row, line, figures in zip(table, lines, groups, strict=True):
+        assert (row["received"], row["finished"]) == tuple(
+            str(figures[k]) for k in ("received", "finished")
+        )
+        assert row["completion_rate"] == (figures["completion_rate"] or "")
+        assert line["working_days_to_finish_median"] == figures["working_days_to_finish"]["median"]
+        assert line["ratings_distribution_5"] == figures["ratings"]["distribution"]["5"]
+    assert table[1]["name"] == "Dinas Lingkungan Hidup"

@@ -129,10 +129,18 @@ async def rules_of(request: Request) -> metrics.Rules:
     return request.app.state.metrics_rules
 
 
-@router.get("/metrics", response_model=MetricsReport, response_model_by_alias=True)
-async def get_metrics(
-    rt: Annotated[Runtime, Depends(runtime_of)],
-    rules: Annotated[metrics.Rules, Depends(rules_of)],
+@dataclasses.dataclass(frozen=True)
+class MetricsQuery:
+    """What ``GET /metrics`` and the metrics exports take: grouping, filters, moment."""
+
+    by: metrics.GroupBy | None = None
+    opd: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    as_of: datetime | None = None
+
+
+async def metrics_query(
     by: metrics.GroupBy | None = None,
     opd: Annotated[str | None, Query(pattern=OPD_CODE)] = None,
     date_from: Annotated[
@@ -145,31 +153,39 @@ async def get_metrics(
         AwareDatetime | None,
         Query(description="A past instant (ISO 8601 with offset): figures as they stood then"),
     ] = None,
-) -> MetricsReport:
+) -> MetricsQuery:
+    """FastAPI dependency: the query parameters of the metrics endpoints."""
+    return MetricsQuery(by, opd, date_from, date_to, as_of)
+
+
+Asked = Annotated[MetricsQuery, Depends(metrics_query)]
+
+
+async def compute(rt: Runtime, rules: metrics.Rules, q: MetricsQuery) -> MetricsReport:
     """The figures agencies are judged on, overall and per group; live from the read model,
     or, with ``as_of``, recomputed from the log as it stood at that instant."""
-    if as_of is None:
-        facts, seq = await load_facts(rt.db, opd=opd)
+    if q.as_of is None:
+        facts, seq = await load_facts(rt.db, opd=q.opd)
         at = datetime.now(UTC)
     else:
-        at = as_of.astimezone(UTC)
+        at = q.as_of.astimezone(UTC)
         if at >= datetime.now(UTC):
             raise HTTPException(422, "as_of must be in the past")
         try:
             facts, seq = await facts_as_of(rt.js, rt.settings.subjects, at)
         except LogUnavailable as e:
             raise HTTPException(503, f"the log cannot be read now: {e}") from e
-    chosen = metrics.select(facts, rules, opd=opd, date_from=date_from, date_to=date_to)
-    result = metrics.report(chosen, at=at, rules=rules, by=by)
+    chosen = metrics.select(facts, rules, opd=q.opd, date_from=q.date_from, date_to=q.date_to)
+    result = metrics.report(chosen, at=at, rules=rules, by=q.by)
     return MetricsReport(
-        source="read_model" if as_of is None else "log",
-        as_of=at if as_of is not None else None,
+        source="read_model" if q.as_of is None else "log",
+        as_of=at if q.as_of is not None else None,
         evaluated_at=at,
         log_sequence=seq,
-        by=by,
-        opd=opd,
-        date_from=date_from,
-        date_to=date_to,
+        by=q.by,
+        opd=q.opd,
+        date_from=q.date_from,
+        date_to=q.date_to,
         reckoning=Reckoning(
             timezone=str(rules.calendar.zone),
             collective_leave_days=len(rules.calendar.collective_leave),
@@ -181,3 +197,14 @@ async def get_metrics(
             for g in result.groups
         ],
     )
+
+
+Rt = Annotated[Runtime, Depends(runtime_of)]
+Rules = Annotated[metrics.Rules, Depends(rules_of)]
+
+
+@router.get("/metrics", response_model=MetricsReport, response_model_by_alias=True)
+async def get_metrics(rt: Rt, rules: Rules, q: Asked) -> MetricsReport:
+    """The figures agencies are judged on, overall and per group; live from the read model,
+    or, with ``as_of``, recomputed from the log as it stood at that instant."""
+    return await compute(rt, rules, q)
