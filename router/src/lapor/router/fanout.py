@@ -85,7 +85,10 @@ class AgencyFanOut:
 
     async def copies_of(self, stored: StoredEvent, event: Event) -> list[tuple[str, Envelope]]:
         """The copies of ``event``; remembers the complaint as it is after it."""
-        concern = await self._before(stored)
+        if isinstance(event, ComplaintReceived):
+            concern = Concern(0)  # a complaint's first event: nothing came before it
+        else:
+            concern = await self._before(stored)
         found = copies(concern, stored, event)
         self._remember(stored.envelope.complaint_id, concern.after(stored.seq, event))
         return found
