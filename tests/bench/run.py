@@ -1154,12 +1154,12 @@ def profiled(report: Report, name: str, top: int = 4) -> str:
 
 
 CAUSES = {
-    "router": "per complaint it reads the history from the log (EventStore.load: one "
-    "get_msg next_by_subj per event over the complaint's wildcard subject, and a last one "
-    "that finds nothing), decides, and makes two checked appends, under FastStream's "
-    "per-message handler; its agency fan-out then publishes each event's copies",
+    "router": "per complaint it reads the history from the log (EventStore.load: the "
+    "complaint's last event, then its first and one get_msg next_by_subj per event between, "
+    "over the complaint's wildcard subject), decides, and makes two checked appends under "
+    "FastStream's per-message handler; its agency fan-out then publishes each event's copies",
     "nats-server": "every append, delivery and ack of five consumers, and the history reads "
-    "above, whose wildcard scans cost more as the log grows",
+    "above (a wildcard next-by-subject read from the file store costs more as the log grows)",
     "intake": "its web stack per request (see intake)",
     "tracker": "per batch: fetch (nats-py awaits each message of a fetch separately), decode, "
     "fold in memory, COPY and upsert",
@@ -1168,13 +1168,13 @@ CAUSES = {
 }
 
 LIFTS = {
-    "router": "read a complaint's history from its first event (the literal subject "
-    "<root>.complaint.<id>.complaint.received is indexed) up to its last (get_last_msg), "
-    "without the final probe that scans to the end of the log",
+    "router": "route from the triggering event and a compact state of the complaint kept by "
+    "the router itself (as the fan-out now keeps its own), instead of reading the history "
+    "for every trigger",
     "nats-server": "the router's reads above",
     "intake": "as for intake",
-    "tracker": "fewer Python steps per message: a consumer that hands over a batch without "
-    "awaiting each message",
+    "tracker": "fewer Python steps per message: a pull loop that takes a batch from the "
+    "client in one step",
     "analytics": "as for the tracker",
     "postgresql": "larger batches when behind",
 }
@@ -1344,10 +1344,16 @@ def notes(report: Report) -> list[str]:
             f"with decoding alone ran at {decoded:,.0f}/s, {lbl.get('b.ordered_decoded', '')})"
             ", and the projection's fold."
             + profiled(report, f"rebuild-{name}")
-            + " Lift: rebuild in several processes, each taking a share of the complaints "
-            "(a complaint's events stay in order within its share; the tables are disjoint "
-            "by complaint), which uses every core; then a one-pass decoder (envelope and "
-            "payload validated together)."
+            + " Most of the process's time is the transport: nats-py's fetch awaits every "
+            "message of a batch through a task and a timer of its own (the 'asyncio loop' "
+            "and 'nats client' shares above; the ordered push consumer, which does not, "
+            f"reads {value(report, 'b.ordered'):,.0f}/s but cannot be held back, and at a "
+            "million events outran a rebuild into hundreds of MB and dropped messages). "
+            "Lift: a pull loop that takes a batch from the client in one step (a pull "
+            "request on the core client, or nats-py growing such a fetch); then several "
+            "rebuild processes, each taking a share of the complaints (a complaint's events "
+            "stay in order within its share; the rows are disjoint by complaint), to use "
+            "every core; then a one-pass decoder (envelope and payload validated together)."
         )
     return out
 
