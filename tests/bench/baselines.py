@@ -21,7 +21,6 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import nats
-import nats.errors
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -202,7 +201,7 @@ async def pull_fetch_ack(nats_url: str, stream: str, subject: str, limit: int) -
         count = 0
         began = time.perf_counter()
         while count < want:
-            with contextlib.suppress(nats.errors.TimeoutError):
+            with contextlib.suppress(TimeoutError):
                 for msg in await sub.fetch(batch=500, timeout=5):
                     msg.metadata  # noqa: B018  (parsed by every consumer)
                     await msg.ack()

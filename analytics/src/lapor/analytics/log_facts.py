@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 from datetime import UTC, datetime
 
-import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -88,7 +87,7 @@ async def facts_as_of(
         while not done:
             try:
                 msgs = await sub.fetch(batch=FETCH_BATCH, timeout=FETCH_TIMEOUT_SECONDS)
-            except nats.errors.TimeoutError as e:
+            except TimeoutError as e:  # nats-py's own, or a plain one
                 raise LogUnavailable(f"{stream}: no message after sequence {last_seq}") from e
             for msg in msgs:
                 if stored_ns(msg) > limit:

@@ -13,7 +13,6 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-import nats.errors
 import nats.js.errors
 import structlog
 from nats.aio.msg import Msg
@@ -107,7 +106,7 @@ class LogFollower:
         while not self._stopping:
             try:
                 msgs = await sub.fetch(batch=size, timeout=FETCH_WAIT_SECONDS)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py's own, or a plain one: both mean a quiet log
                 continue  # quiet log
             except Exception as e:  # connection trouble: wait, the client reconnects
                 log.warning("fetch failed", durable=self.durable, error=repr(e))
