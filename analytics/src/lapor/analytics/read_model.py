@@ -33,13 +33,11 @@ class _Counted:
     archived_at: datetime | None
 
     def row(self) -> tuple[object, ...]:
-        return (self.tracking_id, self.opd, self.received_at, self.resolved_at, self.archived_at)
+        return tuple(getattr(self, column) for column in _COMPLAINTS.columns)
 
 
 _COMPLAINTS = BulkWriter(
-    "analytics.complaints",
-    ("tracking_id", "opd", "received_at", "resolved_at", "archived_at"),
-    key=("tracking_id",),
+    "analytics.complaints", [f.name for f in fields(_Counted)], key=("tracking_id",)
 )
 _OPDS = BulkWriter("analytics.opds", ("opd", "name"), key=("opd",))
 
