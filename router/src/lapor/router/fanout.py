@@ -150,16 +150,11 @@ def agency_fan_out(rt: Runtime) -> LogFollower:
                 update={"event_id": derived_event_id(stored.envelope.event_id, opd)}
             )
             futures.append(
-                await rt.js.publish_async(
+                await fanout.store.publish_pipelined(
                     subjects.agency(opd, copy.type),
-                    copy.to_json(),
-                    stream=subjects.agency_stream,
-                    headers={
-                        "Nats-Msg-Id": str(copy.event_id),
-                        "Lapor-Event-Type": copy.type,
-                        "Lapor-Correlation-Id": str(copy.correlation_id),
-                        "Lapor-Log-Sequence": str(stored.seq),
-                    },
+                    copy,
+                    subjects.agency_stream,
+                    headers={"Lapor-Log-Sequence": str(stored.seq)},
                 )
             )
         return futures

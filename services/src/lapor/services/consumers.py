@@ -230,7 +230,7 @@ async def project(
                RETURNING last_seq""",
             projection.name,
         )
-        batch: list[Received] = []
+        batch: list[tuple[Msg, Applied]] = []
         for r in received:
             if r.seq <= last:
                 continue
@@ -238,11 +238,11 @@ async def project(
                 raise OutOfOrder(f"{projection.name}: at {last}, got {r.seq}")
             last = r.seq
             if r.applied is not None:
-                batch.append(r)
+                batch.append((r.msg, r.applied))
         if retrying:
             await _apply_one_by_one(conn, projection, batch, dead_letters, settings)
         elif batch:
-            await projection.apply(conn, [r.applied for r in batch if r.applied])
+            await projection.apply(conn, [applied for _, applied in batch])
         await conn.execute(
             """UPDATE projection_checkpoints SET last_seq = $2, updated_at = now()
                WHERE projection = $1""",
@@ -255,17 +255,16 @@ async def project(
 async def _apply_one_by_one(
     conn: asyncpg.Connection,
     projection: Projection,
-    batch: list[Received],
+    batch: list[tuple[Msg, Applied]],
     dead_letters: DeadLetters,
     settings: Settings,
 ) -> None:
     """On a retried batch, isolate each event so that one poison event can be parked
     after max_deliver attempts instead of blocking the projection for ever."""
-    for r in batch:
-        msg = r.msg
+    for msg, applied in batch:
         try:
             async with conn.transaction():
-                await projection.apply(conn, [r.applied] if r.applied else [])
+                await projection.apply(conn, [applied])
         except (asyncpg.PostgresConnectionError, OSError):
             raise
         except Exception as e:

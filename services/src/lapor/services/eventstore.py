@@ -17,6 +17,7 @@ store has just read or written (callers load before they append), else from one 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -25,7 +26,7 @@ from weakref import WeakKeyDictionary
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import RawStreamMsg
+from nats.js.api import PubAck, RawStreamMsg
 from nats.js.errors import BadRequestError, NotFoundError
 
 from lapor.shared.envelope import Envelope, parse
@@ -193,6 +194,15 @@ class EventStore:
         )
         return ack.seq
 
+    async def publish_pipelined(
+        self, subject: str, env: Envelope, stream: str, headers: dict[str, str] | None = None
+    ) -> asyncio.Future[PubAck]:
+        """Like :meth:`publish`, but return at once with the future of the acknowledgement,
+        so that a batch of publishes is acknowledged together."""
+        return await self.js.publish_async(
+            subject, env.to_json(), stream=stream, headers={**self._headers(env), **(headers or {})}
+        )
+
     @staticmethod
     def _headers(env: Envelope) -> dict[str, str]:
         return {
@@ -235,9 +245,9 @@ class EventStore:
         Read between the complaint's first and last events, both found through the
         server's subject index: the first by its literal subject (a complaint begins with
         ``complaint.received``: intake appends it on an empty complaint), the last by the
-        complaint's subjects. Walking the wildcard from sequence 1, or probing past the last
-        event, would make the server scan the log, at a cost that grows with it (measured:
-        10.8 ms for six events on a 120,000-event log).
+        complaint's subjects; so no read starts at sequence 1 or runs past the last event.
+        Still one get per event: 22.5 ms for six events on a million-event log in
+        ``make bench``, against 1.5 ms for one literal-subject get.
         """
         last = await self.last(complaint_id)
         if last is None:
