@@ -18,7 +18,6 @@ from typing import Protocol
 import asyncpg
 import structlog
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from faststream.nats import NatsBroker
 from nats.js import JetStreamContext
@@ -27,6 +26,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lapor.services.consumers import DeadLetters, Projection
 from lapor.services.database import create_pool
+from lapor.services.errors import (
+    ERROR_RESPONSES,
+    BodyLimit,
+    document_errors,
+    install_error_handlers,
+)
 from lapor.services.eventstore import EventStore
 from lapor.services.logging import configure_logging
 from lapor.services.projections import projection_follower
@@ -141,10 +146,10 @@ def create_service(
 
     app = FastAPI(title=f"lapor {name}", description=description, lifespan=lifespan)
     app.state.runtime = runtime
-    app.include_router(_health_router())
+    app.include_router(_health_router(), responses=ERROR_RESPONSES)
     for router in routers:
-        app.include_router(router)
-    _install_error_handling(app)
+        app.include_router(router, responses=ERROR_RESPONSES)
+    _install_error_handling(app, settings.max_request_bytes)
     return app
 
 
@@ -202,25 +207,11 @@ class Correlation:
             await self.app(scope, receive, send_with_id)
 
 
-def _install_error_handling(app: FastAPI) -> None:
+def _install_error_handling(app: FastAPI, max_request_bytes: int) -> None:
+    """One error shape (``lapor.services.errors``), the body size limit, and an OpenAPI
+    that documents both."""
+    app.add_middleware(BodyLimit, limit=max_request_bytes)
+    # Added last, so outermost: even a 413 sent before the app runs carries the id.
     app.add_middleware(Correlation)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # Field and reason only: the input is not echoed (it may hold personal data).
-        errors = [{"field": _field(e["loc"]), "reason": e["msg"]} for e in exc.errors()]
-        return JSONResponse({"detail": "invalid request", "errors": errors}, status_code=422)
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", path=request.url.path)
-        return JSONResponse(
-            {"detail": "internal error", "correlation_id": request.state.correlation_id},
-            status_code=500,
-        )
-
-
-def _field(loc: tuple) -> str:
-    """``("body", "location", "lat")`` -> ``location.lat``; the request part is dropped."""
-    parts = loc[1:] if loc and loc[0] in ("body", "header", "query", "path") else loc
-    return ".".join(str(p) for p in parts)
+    install_error_handlers(app)
+    document_errors(app)

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     )
 
     publish_timeout_seconds: float = Field(default=3.0, gt=0)
+    # The largest complaint (4,000 characters of body, each at most 12 bytes as a JSON
+    # escaped surrogate pair, plus the rest) stays under 64 KiB.
+    max_request_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Larger request bodies are refused with 413"
+    )
 
     # Consumers.
     max_deliver: int = Field(default=6, ge=1, description="Deliveries before dead-lettering")

@@ -234,7 +234,23 @@ class Rating(BaseModel):
     comment: str | None = Field(default=None, max_length=2000)
 
 
-ACCEPTED = {"status_code": status.HTTP_202_ACCEPTED, "response_model": ActionAccepted}
+class Conflict(BaseModel):
+    """The action does not fit the complaint's state, or another action came first."""
+
+    detail: str
+    status: Status
+    allowed_actions: list[str]
+
+
+ACCEPTED = {
+    "status_code": status.HTTP_202_ACCEPTED,
+    "response_model": ActionAccepted,
+    "responses": {
+        403: {"description": "Not this complaint's reporter, or the role may not do this"},
+        404: {"description": "No such complaint (for this unit)"},
+        409: {"model": Conflict, "description": "Not allowed now; nothing was appended"},
+    },
+}
 
 
 @router.post("/complaints/{tracking_id}/disposition", **ACCEPTED)
