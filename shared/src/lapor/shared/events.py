@@ -6,15 +6,72 @@ any of these: it travels as ``ReporterIdentified`` in a stream no agency can rea
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
-from lapor.shared.envelope import Event, register
+from lapor.shared.envelope import FROM_LOG, Event, register
 
 OPD_CODE = r"^[a-z][a-z0-9_]{1,63}$"
 """OPD codes appear in subject names, so they are restricted to safe characters."""
+
+UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+"""C0 controls but tab, newline and carriage return; DEL; C1 controls; lone surrogates."""
+REPLACEMENT = "\ufffd"
+
+
+def _storable(text: Any, info: ValidationInfo) -> Any:
+    """Refuse what a read model cannot store: PostgreSQL rejects NUL in ``text`` and
+    ``jsonb``, a lone surrogate cannot be encoded as UTF-8 at all, and the other controls
+    have no business in a complaint (they hide text in terminals, CSVs and logs).
+
+    Read back from the log (``decode`` validates with the ``FROM_LOG`` context) the same
+    characters are replaced by U+FFFD instead: the log cannot be purged, so an event that
+    got in before this check must stay readable and projectable, and it is replaced the
+    same way on every read, so a rebuilt read model equals the live one.
+    """
+    if not isinstance(text, str) or UNSTORABLE.search(text) is None:
+        return text
+    if info.context and info.context.get(FROM_LOG):
+        return UNSTORABLE.sub(REPLACEMENT, text)
+    # The reason names the rule, never the input (it may hold personal data).
+    raise PydanticCustomError(
+        "unstorable_text", "must not contain control characters or unpaired surrogates"
+    )
+
+
+# Checked before the string is validated (pydantic's own check would refuse a lone surrogate
+# with a less telling reason) and after (text coerced from bytes); length constraints go
+# first, inside, so that their errors read "String should have at most N characters".
+_BEFORE, _AFTER = BeforeValidator(_storable), AfterValidator(_storable)
+
+Text = Annotated[str, _BEFORE, _AFTER]
+"""Free text that every read model can store: the type of every free-text field. Give
+lengths with ``Field`` on the field, or use one of the sized kinds below."""
+ReasonText = Annotated[str, Field(min_length=1, max_length=2000), _BEFORE, _AFTER]
+"""Why an admin or officer acted (hold, Bukan Wewenang)."""
+MessageText = Annotated[str, Field(min_length=1, max_length=4000), _BEFORE, _AFTER]
+"""A follow-up, an answer, a reply: what one side tells the other."""
+NoteText = Annotated[str, Field(max_length=2000), _BEFORE, _AFTER]
+"""An optional remark (archive note, rating comment)."""
+NameText = Annotated[str, Field(max_length=200), _BEFORE, _AFTER]
+"""A person's name as given."""
+AddressText = Annotated[str, Field(max_length=500), _BEFORE, _AFTER]
+PlaceText = Annotated[str, Field(max_length=100), _BEFORE, _AFTER]
+"""The name of a kecamatan or kelurahan."""
 
 
 class ReportType(StrEnum):
@@ -40,9 +97,9 @@ class Location(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    address: str | None = Field(default=None, max_length=500)
-    kecamatan: str | None = Field(default=None, max_length=100, description="Sub-district")
-    kelurahan: str | None = Field(default=None, max_length=100, description="Village")
+    address: AddressText | None = None
+    kecamatan: PlaceText | None = Field(default=None, description="Sub-district")
+    kelurahan: PlaceText | None = Field(default=None, description="Village")
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
 
@@ -60,8 +117,8 @@ class Complaint(BaseModel):
 
     report_type: ReportType = ReportType.COMPLAINT
     channel: Channel = Channel.WEB
-    title: str = Field(min_length=5, max_length=200)
-    body: str = Field(min_length=10, max_length=4000)
+    title: Text = Field(min_length=5, max_length=200)
+    body: Text = Field(min_length=10, max_length=4000)
     category: str | None = Field(
         default=None, max_length=64, pattern=r"^[a-z0-9_]+$", description="Category code"
     )
@@ -91,16 +148,16 @@ class ComplaintRouted(Event):
     TYPE = "complaint.routed"
 
     opd: str = Field(pattern=OPD_CODE, description="Code of the OPD the complaint now belongs to")
-    opd_name: str
-    rule: str = Field(description="The routing rule that fired")
-    reason: str = Field(description="Why, in words an operator can read")
+    opd_name: Text
+    rule: Text = Field(description="The routing rule that fired")
+    reason: Text = Field(description="Why, in words an operator can read")
     confidence: float = Field(ge=0, le=1)
-    rules_version: str
-    excluded: list[str] = Field(
+    rules_version: Text
+    excluded: list[Text] = Field(
         default_factory=list,
         description="OPDs that declared 'not our authority' and were not considered again",
     )
-    level: str | None = Field(default=None, description="Level of government of the OPD")
+    level: Text | None = Field(default=None, description="Level of government of the OPD")
 
 
 class Actor(BaseModel):
@@ -110,7 +167,7 @@ class Actor(BaseModel):
 
     role: str = Field(pattern=r"^(admin|agency|reporter|system)$")
     opd: str | None = Field(default=None, pattern=OPD_CODE)
-    name: str | None = Field(default=None, max_length=200)
+    name: NameText | None = None
 
 
 @register
@@ -120,7 +177,7 @@ class ComplaintDisposed(Event):
     TYPE = "complaint.disposed"
 
     opd: str = Field(pattern=OPD_CODE)
-    opd_name: str
+    opd_name: Text
     by: Actor
     automatic: bool = Field(description="Disposed by policy from a confident proposal")
 
@@ -145,7 +202,7 @@ class ComplaintArchived(Event):
     TYPE = "complaint.archived"
 
     reason: ArchiveReason
-    note: str | None = Field(default=None, max_length=2000)
+    note: NoteText | None = None
     by: Actor
 
 
@@ -155,7 +212,7 @@ class ComplaintPutOnHold(Event):
 
     TYPE = "complaint.put_on_hold"
 
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: ReasonText
     by: Actor
 
 
@@ -175,7 +232,7 @@ class AuthorityDeclined(Event):
     TYPE = "complaint.authority_declined"
 
     opd: str = Field(pattern=OPD_CODE)
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: ReasonText
     by: Actor
 
 
@@ -186,8 +243,8 @@ class FollowUpPosted(Event):
     TYPE = "complaint.followed_up"
 
     opd: str = Field(pattern=OPD_CODE)
-    message: str = Field(min_length=1, max_length=4000)
-    officer: str | None = Field(default=None, max_length=200)
+    message: MessageText
+    officer: NameText | None = None
 
 
 @register
@@ -197,8 +254,8 @@ class ComplaintResolved(Event):
     TYPE = "complaint.resolved"
 
     opd: str = Field(pattern=OPD_CODE)
-    resolution: str = Field(min_length=1, max_length=4000)
-    officer: str | None = Field(default=None, max_length=200)
+    resolution: MessageText
+    officer: NameText | None = None
 
 
 @register
@@ -207,7 +264,7 @@ class ReporterReplied(Event):
 
     TYPE = "complaint.reporter_replied"
 
-    message: str = Field(min_length=1, max_length=4000)
+    message: MessageText
 
 
 @register
@@ -217,7 +274,7 @@ class ComplaintRated(Event):
     TYPE = "complaint.rated"
 
     stars: int = Field(ge=1, le=5)
-    comment: str | None = Field(default=None, max_length=2000)
+    comment: NoteText | None = None
 
 
 @register
@@ -226,7 +283,7 @@ class ComplaintReopened(Event):
 
     TYPE = "complaint.reopened"
 
-    reason: str = Field(min_length=1, max_length=4000)
+    reason: MessageText
 
 
 @register
@@ -273,7 +330,7 @@ class ReporterContact(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
-    name: str | None = Field(default=None, max_length=200)
+    name: NameText | None = None
     phone: str | None = Field(default=None, max_length=32, pattern=r"^\+?[0-9 ()-]{6,32}$")
     email: EmailStr | None = None
 
@@ -294,10 +351,10 @@ class ComplaintAssigned(Event):
     opd: str = Field(pattern=OPD_CODE)
     report_type: ReportType
     channel: Channel
-    title: str
-    body: str
-    category: str | None
+    title: Text
+    body: Text
+    category: Text | None
     location: Location | None
     incident_date: date | None
     confidential: bool
-    reason: str
+    reason: Text

@@ -26,7 +26,14 @@ from lapor.services.auth import AuthenticatedActor, auth_secret_of, is_reporter
 from lapor.services.eventstore import ConcurrencyError, EventStore
 from lapor.services.runtime import Runtime, correlation_uuid, runtime_of
 from lapor.shared.envelope import decode, envelope
-from lapor.shared.events import OPD_CODE, Actor, ArchiveReason
+from lapor.shared.events import (
+    OPD_CODE,
+    Actor,
+    ArchiveReason,
+    MessageText,
+    NoteText,
+    ReasonText,
+)
 from lapor.shared.registry import load_registry
 from lapor.shared.tracking import PATTERN as TRACKING_ID
 from lapor.shared.tracking import normalise
@@ -208,30 +215,34 @@ class Disposition(BaseModel):
     opd: str = Field(pattern=OPD_CODE)
 
 
+# Request bodies take their text types from the events they become, so what is accepted
+# here is exactly what the event (and every read model) can hold.
+
+
 class Reason(BaseModel):
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: ReasonText
 
 
 class Archival(BaseModel):
     reason: ArchiveReason
-    note: str | None = Field(default=None, max_length=2000)
+    note: NoteText | None = None
 
 
 class FollowUp(BaseModel):
-    message: str = Field(min_length=1, max_length=4000)
+    message: MessageText
 
 
 class Answer(BaseModel):
-    resolution: str = Field(min_length=1, max_length=4000)
+    resolution: MessageText
 
 
 class Reply(BaseModel):
-    message: str = Field(min_length=1, max_length=4000)
+    message: MessageText
 
 
 class Rating(BaseModel):
     stars: int = Field(ge=1, le=5)
-    comment: str | None = Field(default=None, max_length=2000)
+    comment: NoteText | None = None
 
 
 class Conflict(BaseModel):
