@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 
 import nats
 import pytest
+from pydantic import SecretStr
 
 from lapor.intake.app import create_app
 from lapor.services.bootstrap import bootstrap
@@ -102,6 +104,40 @@ async def test_idempotency_key_reused_for_another_complaint_is_refused(settings)
         {"field": "Idempotency-Key", "reason": "already used for a different complaint"}
     ]
     assert len(await stream_messages(settings, settings.subjects.events_stream)) == 1
+
+
+async def test_tracking_ids_of_a_key_differ_between_deployments(settings):
+    """The ID is keyed with the deployment's secret: the README's example key (or any key a
+    client logged) does not tell anyone another deployment's ID, nor this one's."""
+    headers = {"Idempotency-Key": "3f1c2a9e-demo"}
+    other = settings.model_copy(update={"auth_secret": SecretStr("another-deployment")})
+    async with serving(create_app(settings)) as ours, serving(create_app(other)) as theirs:
+        here = await ours.post("/complaints", json=COMPLAINT, headers=headers)
+        again = await ours.post("/complaints", json=COMPLAINT, headers=headers)
+        there = await theirs.post("/complaints", json=COMPLAINT, headers=headers)
+    assert here.status_code == again.status_code == there.status_code == 202
+    assert here.json()["tracking_id"] == again.json()["tracking_id"]
+    assert there.json()["tracking_id"] != here.json()["tracking_id"]
+    assert len(await stream_messages(settings, settings.subjects.events_stream)) == 2
+    nc = await nats.connect(settings.nats_url)
+    try:
+        stored = await nc.jetstream().get_msg(settings.subjects.events_stream, 1)
+    finally:
+        await nc.close()
+    unkeyed = hashlib.sha256(headers["Idempotency-Key"].encode()).hexdigest()
+    assert stored.headers is not None
+    assert stored.headers["Lapor-Idempotency-Key"] not in (unkeyed, headers["Idempotency-Key"])
+
+
+async def test_idempotency_key_without_a_deployment_secret_is_refused(settings):
+    unkeyed = settings.model_copy(update={"auth_secret": None})
+    async with serving(create_app(unkeyed)) as client:
+        r = await client.post(
+            "/complaints", json=COMPLAINT, headers={"Idempotency-Key": "no-secret-0001"}
+        )
+    assert r.status_code == 503
+    assert "not configured" in r.json()["detail"]
+    assert await stream_messages(settings, settings.subjects.events_stream) == []
 
 
 @pytest.mark.parametrize(

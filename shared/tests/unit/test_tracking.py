@@ -1,7 +1,9 @@
+import hashlib
 import re
+import secrets
 
 from lapor.shared.subjects import Subjects
-from lapor.shared.tracking import PATTERN, new_tracking_id, normalise, tracking_id_for
+from lapor.shared.tracking import PATTERN, _format, new_tracking_id, normalise, tracking_id_for
 
 
 def test_new_ids_are_readable_and_distinct():
@@ -13,10 +15,20 @@ def test_new_ids_are_readable_and_distinct():
 
 
 def test_ids_from_a_key_are_stable_per_attempt():
-    assert tracking_id_for("key-1") == tracking_id_for("key-1")
-    assert tracking_id_for("key-1") != tracking_id_for("key-2")
-    assert tracking_id_for("key-1", 0) != tracking_id_for("key-1", 1)
-    assert re.match(PATTERN, tracking_id_for("key-1", 3))
+    secret = "deployment-secret"
+    assert tracking_id_for(secret, "key-1") == tracking_id_for(secret, "key-1")
+    assert tracking_id_for(secret, "key-1") != tracking_id_for(secret, "key-2")
+    assert tracking_id_for(secret, "key-1", 0) != tracking_id_for(secret, "key-1", 1)
+    assert re.match(PATTERN, tracking_id_for(secret, "key-1", 3))
+
+
+def test_knowing_the_key_is_not_enough_to_know_the_id():
+    readme_key = "3f1c2a9e-demo"  # printed in the README for anyone to copy
+    unkeyed = hashlib.sha256(f"0:{readme_key}".encode()).digest()  # how IDs were derived
+    unkeyed_id = _format(int.from_bytes(unkeyed[:8]) >> 14)
+    ids = {tracking_id_for(secrets.token_hex(16), readme_key) for _ in range(20)}
+    assert len(ids) == 20
+    assert unkeyed_id not in ids
 
 
 def test_what_a_person_types_is_normalised():

@@ -4,6 +4,7 @@ tracking ID only once JetStream has acknowledged the append."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Annotated
 
 import nats.errors
@@ -12,7 +13,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
-from lapor.intake.domain import Submission, candidates, key_digest
+from lapor.intake.domain import Submission, fresh_candidates, key_digest, keyed_candidates
 from lapor.services.auth import reporter_secret
 from lapor.services.eventstore import ConcurrencyError, EventStore
 from lapor.services.runtime import Runtime, correlation_uuid, runtime_of
@@ -53,10 +54,12 @@ async def submit_complaint(
     idempotency_key: Annotated[str | None, Header(min_length=8, max_length=200)] = None,
 ) -> Accepted:
     """Lapor: submit a complaint, aspiration or information request."""
+    secret = rt.settings.auth_secret
+    tries, marks = _candidates(
+        secret.get_secret_value() if secret else None, idempotency_key, submission
+    )
     try:
-        tracking_id = await _append(
-            rt.store, submission, idempotency_key, correlation_uuid(request)
-        )
+        tracking_id = await _append(rt.store, submission, tries, marks, correlation_uuid(request))
     except KeyReused:
         raise RequestValidationError(
             [
@@ -74,7 +77,6 @@ async def submit_complaint(
             "the complaint log is unavailable; nothing was recorded, please retry",
             headers={"Retry-After": "5"},
         ) from None
-    secret = rt.settings.auth_secret
     return Accepted(
         tracking_id=tracking_id,
         track=f"/complaints/{tracking_id}",
@@ -82,31 +84,56 @@ async def submit_complaint(
     )
 
 
+Candidates = Iterator[tuple[str, uuid.UUID]]
+
+
+def _candidates(
+    secret: str | None, key: str | None, submission: Submission
+) -> tuple[Candidates, dict[str, str]]:
+    """The (tracking ID, event id) pairs to try, and the headers by which a retry of this
+    very request is recognised in the log (none without a key)."""
+    if key is None:
+        return fresh_candidates(), {}
+    if secret is None:
+        # Never fall back to an unkeyed hash: anyone knowing the key could derive the ID.
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "idempotency keys are not configured (no deployment secret); nothing was recorded",
+        )
+    marks = {
+        KEY_HEADER: key_digest(secret, key),
+        FINGERPRINT_HEADER: submission.fingerprint(secret),
+    }
+    return keyed_candidates(secret, key), marks
+
+
 async def _append(
-    store: EventStore, submission: Submission, key: str | None, correlation_id: uuid.UUID
+    store: EventStore,
+    submission: Submission,
+    candidates: Candidates,
+    retry_marks: dict[str, str],
+    correlation_id: uuid.UUID,
 ) -> str:
-    fingerprint = submission.fingerprint()
-    digest = key_digest(key) if key else None
-    for tracking_id, event_id in candidates(key):
+    """Append the complaint under the first free candidate ID; ``retry_marks`` recognise a
+    retry of this very request under an ID already taken."""
+    for tracking_id, event_id in candidates:
         env = envelope(
             submission.received(),
             complaint_id=tracking_id,
             correlation_id=correlation_id,
             event_id=event_id,
         )
-        headers = {FINGERPRINT_HEADER: fingerprint}
-        if digest:
-            headers[KEY_HEADER] = digest
         try:
-            await store.append(env, expected_last_seq=0, headers=headers)
+            await store.append(env, expected_last_seq=0, headers=retry_marks)
         except ConcurrencyError:
             # The ID is taken: by this very request (a retry), or by another one.
             existing = await store.last(tracking_id, env.type)
-            if digest is None or existing is None or existing.headers.get(KEY_HEADER) != digest:
+            held = existing.headers if existing else {}
+            if not retry_marks or held.get(KEY_HEADER) != retry_marks[KEY_HEADER]:
                 continue
-            if existing.headers.get(FINGERPRINT_HEADER) != fingerprint:
+            if held.get(FINGERPRINT_HEADER) != retry_marks[FINGERPRINT_HEADER]:
                 raise KeyReused from None
-            event_id = existing.envelope.event_id
+            event_id = existing.envelope.event_id if existing else event_id
             log.info("idempotent retry", complaint_id=tracking_id)
         await _keep_contact(store, submission, tracking_id, event_id, correlation_id)
         log.info("complaint accepted", complaint_id=tracking_id)

@@ -6,6 +6,7 @@ without confusion; 50 bits, so collisions are rare and, being checked on append,
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -22,10 +23,16 @@ def new_tracking_id() -> str:
     return _format(secrets.randbits(_BITS))
 
 
-def tracking_id_for(key: str, attempt: int = 0) -> str:
+def tracking_id_for(secret: str, key: str, attempt: int = 0) -> str:
     """The tracking ID a request with this idempotency key gets on its ``attempt``-th try
-    (a later attempt only when an earlier ID is taken by another key)."""
-    digest = hashlib.sha256(f"{attempt}:{key}".encode()).digest()
+    (a later attempt only when an earlier ID is taken by another key).
+
+    An HMAC keyed with the deployment's ``secret``: a key is no secret (it sits in client
+    logs, retry queues, the README's example), and an unkeyed hash of it would let anyone
+    who knows it derive the ID and read the complaint's status.
+    """
+    message = f"tracking-id:{attempt}:{key}".encode()
+    digest = hmac.new(secret.encode(), message, hashlib.sha256).digest()
     return _format(int.from_bytes(digest[:8]) >> (64 - _BITS))
 
 
