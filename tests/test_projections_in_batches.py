@@ -16,9 +16,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import nats
 import pytest
 
-from lapor.services.consumers import Applied, Projection
+from lapor.services import projection_admin
+from lapor.services.consumers import Applied, Projection, project, receive
 from lapor.services.eventstore import StoredEvent
 from lapor.services.replay import installed_projections
 from lapor.shared.envelope import Event, envelope
@@ -167,3 +169,110 @@ async def test_batches_of_any_size_give_the_rows_of_one_event_at_a_time(settings
         assert await rows(conn, projection) == one_by_one
     finally:
         await conn.close()
+
+
+# --- a read model never leaves an event out -------------------------------------------
+# The same log, through the real log (JetStream) and ``project`` with its checkpoint, for
+# every installed projection: a batch that fails is applied event by event (a complaint's
+# events several times in one batch, the case that once staged a key twice), and an event
+# that cannot be applied stops the projection in front of it until a recorded decision.
+
+
+class Refusing:
+    """The projection under test, except that it cannot apply the events of ``refused``
+    sequences (as a bug or a poisoned event would make it), and refuses any batch the first
+    ``fail_batches`` times it is given more than one event."""
+
+    def __init__(self, inner: Projection, refused: set[int], fail_batches: int = 0) -> None:
+        self.inner, self.refused, self.fail_batches = inner, refused, fail_batches
+        self.name, self.tables = inner.name, inner.tables
+
+    async def apply(self, conn: asyncpg.Connection, batch) -> None:
+        if self.refused & {stored.seq for stored, _ in batch}:
+            raise ValueError("this event cannot be applied")
+        if len(batch) > 1 and self.fail_batches > 0:
+            self.fail_batches -= 1
+            raise RuntimeError("a batch that fails as a whole")
+        await self.inner.apply(conn, batch)
+
+
+async def log_messages(settings, log: list[Applied]) -> list:
+    """``log`` appended to the real events stream, and read back as a consumer gets it."""
+    nc = await nats.connect(settings.nats_url)
+    js, subjects = nc.jetstream(), settings.subjects
+    for stored, _ in log:
+        env = stored.envelope
+        subject = subjects.complaint(env.complaint_id, env.type)
+        await js.publish(subject, env.to_json(), stream=subjects.events_stream)
+    sub = await js.pull_subscribe(subjects.all_events, stream=subjects.events_stream)
+    msgs = []
+    while len(msgs) < len(log):
+        msgs += await sub.fetch(batch=len(log) - len(msgs), timeout=5)
+    await nc.close()
+    return msgs
+
+
+async def reference_rows(settings, projection: Projection, log: list[Applied]) -> dict:
+    """The rows of ``log`` applied one event at a time, then the tables emptied again."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await apply_in(conn, projection, log, iter(lambda: 1, 0))
+        found = await rows(conn, projection)
+        await emptied(conn, projection)
+        return found
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("name", sorted(installed_projections()))
+async def test_a_failed_batch_is_applied_event_by_event_and_loses_nothing(settings, name):
+    projection = installed_projections()[name]
+    log = interleaved_log(seed=3, complaints=30)
+    expected = await reference_rows(settings, projection, log)
+    msgs = await log_messages(settings, log)
+    refusing = Refusing(projection, refused=set(), fail_batches=1)
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+    try:
+        progress = await project(pool, refusing, receive(msgs))
+        assert refusing.fail_batches == 0  # the batch did fail as a whole
+        assert progress.stop is None and progress.last_seq == len(log)
+        async with pool.acquire() as conn:
+            assert await rows(conn, projection) == expected
+    finally:
+        await pool.close()
+
+
+@pytest.mark.parametrize("name", sorted(installed_projections()))
+async def test_a_projection_stops_in_front_of_an_event_until_a_decision_to_skip_it(settings, name):
+    projection = installed_projections()[name]
+    log = interleaved_log(seed=5, complaints=30)
+    poisoned = len(log) // 2 + 1  # a sequence in the middle of the log
+    expected = await reference_rows(settings, projection, [a for a in log if a[0].seq != poisoned])
+    received = receive(await log_messages(settings, log))
+    refusing = Refusing(projection, refused={poisoned})
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+    try:
+        for attempt in (1, 2):  # the same delivery again: still stopped, one more attempt
+            progress = await project(pool, refusing, received)
+            assert progress.stop is not None and progress.stop.seq == poisoned
+            assert progress.last_seq == poisoned - 1  # everything before it is applied
+            assert "cannot be applied" in progress.stop.reason
+            async with pool.acquire() as conn:
+                state = await projection_admin.state_of(conn, name)
+            assert (state.last_seq, state.stopped_seq) == (poisoned - 1, poisoned)
+            assert state.stopped_attempts == attempt
+
+        async with pool.acquire() as conn:
+            with pytest.raises(ValueError, match="only the event it stopped at"):
+                await projection_admin.record_skip(conn, name, poisoned + 1, "no", "ops")
+            await projection_admin.record_skip(
+                conn, name, poisoned, "unreadable test event", "Rina (ops)"
+            )
+        progress = await project(pool, refusing, received)
+        assert progress.stop is None and progress.last_seq == len(log)
+        async with pool.acquire() as conn:
+            assert await rows(conn, projection) == expected
+            state = await projection_admin.state_of(conn, name)
+        assert state.stopped_seq is None and state.stopped_attempts == 0
+    finally:
+        await pool.close()

@@ -72,7 +72,7 @@ async def main(nats_url: str, live_url: str, root: str, name: str) -> dict:
     began = time.perf_counter()
     reporter = asyncio.create_task(progress(target, names, total, began))
     try:
-        last = await rebuild(settings, projections, target, show_progress=False)
+        last = (await rebuild(settings, projections, target, show_progress=False)).last_seq
     finally:
         reporter.cancel()
     seconds = time.perf_counter() - began

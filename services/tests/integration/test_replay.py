@@ -47,16 +47,18 @@ async def test_replay_verifies_then_swaps_away_a_planted_difference(settings):
     await _fetch(settings, "DELETE FROM analytics.opds")
 
     report = await replay(settings, [], mode="verify", show_progress=False)
-    [changed] = report["tracker.status"]
+    [changed] = report["tracker.status"].differences
     assert changed.kind == "changed" and changed.key == (ids[0],)
     assert changed.live["status"] == "closed" and changed.rebuilt["status"] == "disposed"
-    assert [d.kind for d in report["analytics.completion"]] == ["extra"]
+    assert [d.kind for d in report["analytics.completion"].differences] == ["extra"]
+    assert not report["tracker.status"].clean
 
     await replay(
         settings, ["tracker.status", "analytics.completion"], mode="swap", show_progress=False
     )
     again = await replay(settings, [], mode="verify", show_progress=False)
-    assert again == {"analytics.completion": [], "analytics.facts": [], "tracker.status": []}
+    assert sorted(again) == ["analytics.completion", "analytics.facts", "tracker.status"]
+    assert all(v.clean and not v.skipped for v in again.values()), again
     rows = await _fetch(
         settings, f"SELECT status FROM tracker.complaints WHERE tracking_id = '{ids[0]}'"
     )

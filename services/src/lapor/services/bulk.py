@@ -4,7 +4,7 @@ A projection folds a batch of events in memory and writes each table once per ba
 statement per row costs a round trip each; ``INSERT ... SELECT FROM unnest(arrays)``
 costs one, but asyncpg encodes array parameters element by element in Python (measured:
 about half the projection's time). COPY's binary record encoding is asyncpg's fastest
-path, and the staging table (temporary, emptied at commit) lets the final statement
+path, and the staging table (temporary, one per connection) lets the final statement
 decide what to do with rows whose key already exists, which COPY alone cannot.
 """
 
@@ -30,9 +30,14 @@ class BulkWriter:
         conflict = f"ON CONFLICT ({', '.join(key)})"
         self._upsert = f"{insert} {conflict} DO UPDATE SET {update}"
         self._insert_new = f"{insert} {conflict} DO NOTHING"
-        self._create = (
+        # Emptied before every write, not only at commit: ON COMMIT DELETE ROWS acts at the
+        # outer COMMIT alone, so rows staged inside one savepoint were still there in the
+        # next, and a complaint's second event in a batch retried event by event staged its
+        # key twice ("ON CONFLICT DO UPDATE command cannot affect row a second time").
+        self._prepare = (
             f"CREATE TEMP TABLE IF NOT EXISTS {self.staging} "
-            f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS; "
+            f"TRUNCATE {self.staging}"
         )
 
     async def upsert(self, conn: asyncpg.Connection, rows: Iterable[Sequence[Any]]) -> None:
@@ -44,8 +49,7 @@ class BulkWriter:
         await self._write(conn, rows, self._insert_new)
 
     async def _write(self, conn: asyncpg.Connection, rows: Iterable[Sequence[Any]], sql: str):
-        # Inside the caller's transaction: ON COMMIT DELETE ROWS empties the staging table
-        # at its end, and a rolled-back batch leaves nothing behind either.
-        await conn.execute(self._create)
+        # One round trip for both statements (no parameters: the simple query protocol).
+        await conn.execute(self._prepare)
         await conn.copy_records_to_table(self.staging, records=rows, columns=self.columns)
         await conn.execute(sql)

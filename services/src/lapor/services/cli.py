@@ -3,6 +3,7 @@
 lapor run [SERVICE ...]   local infrastructure + migrate + the services, until Ctrl-C
 lapor serve SERVICE       one service (what a container runs); needs NATS_URL, DATABASE_URL
 lapor migrate             declare streams and migrate PostgreSQL
+lapor projections status  where each read model is; show / skip the event one stopped at
 lapor demo                submit a realistic batch to a running system, print completion
 """
 
@@ -75,6 +76,16 @@ def main(argv: list[str] | None = None) -> int:
     how.add_argument("--swap", action="store_true", help="replace the live tables")
     rerun.add_argument("--from-seq", type=int, default=1)
     rerun.add_argument("--from-time", type=datetime.fromisoformat)
+    models = sub.add_parser("projections", help="read models: where each is; skip a stopped one")
+    models_sub = models.add_subparsers(dest="projections_command", required=True)
+    models_sub.add_parser("status", help="each read model's position, and where one stopped")
+    show = models_sub.add_parser("show", help="the event a read model stopped in front of")
+    show.add_argument("projection")
+    skip = models_sub.add_parser("skip", help="record the decision to leave that event out")
+    skip.add_argument("projection")
+    skip.add_argument("seq", type=int, help="the sequence it stopped at (see status)")
+    skip.add_argument("--reason", required=True, help="why, for the record")
+    skip.add_argument("--by", required=True, help="who decides, for the record")
     audit = sub.add_parser("audit", help="verify the hash chains; one complaint's history")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     check = audit_sub.add_parser("verify", help="report altered, missing, reordered events")
@@ -114,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         case "audit":
             with infrastructure(settings) as infra:
                 return asyncio.run(run_audit(_with_urls(settings, infra), args))
+        case "projections":
+            with infrastructure(settings) as infra:
+                return asyncio.run(run_projections(_with_urls(settings, infra), args))
         case "nats-users":
             with infrastructure(settings) as infra:
                 asyncio.run(nats_users(_with_urls(settings, infra), args.output))
@@ -149,12 +163,49 @@ async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
         from_seq=args.from_seq,
         from_time=args.from_time,
     )
-    for name, differences in report.items():
-        verdict = "swapped" if args.swap else f"{len(differences)} difference(s)"
-        print(f"{name}: {verdict}")
-        for difference in differences[:200]:
-            print(f"  {difference.describe()}")
-    return 1 if any(report.values()) else 0
+    for name, verdict in report.items():
+        if verdict.stopped is not None:
+            outcome = "not swapped: the rebuild stopped" if args.swap else "rebuild stopped"
+        else:
+            outcome = "swapped" if args.swap else f"{len(verdict.differences)} difference(s)"
+        print(f"{name}: {outcome}")
+        print("\n".join(verdict.describe()))
+    return 0 if all(v.clean for v in report.values()) else 1
+
+
+async def run_projections(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncpg
+    import nats
+
+    from lapor.services import projection_admin as admin
+
+    conn = await asyncpg.connect(settings.database_url)
+    nc = await nats.connect(settings.nats_url)
+    try:
+        js, stream = nc.jetstream(), settings.subjects.events_stream
+        match args.projections_command:
+            case "status":
+                end = (await js.stream_info(stream)).state.last_seq
+                found = await admin.states(conn)
+                print("\n".join(s.describe(end) for s in found) or "no read model has run yet")
+                return 1 if any(s.stopped_seq is not None for s in found) else 0
+            case "show":
+                state = await admin.state_of(conn, args.projection)
+                print(await admin.stopped_event(js, stream, state))
+                return 0
+            case _:
+                decided = await admin.record_skip(
+                    conn, args.projection, args.seq, args.reason, args.by
+                )
+                print(f"{args.projection}: {decided.describe()}")
+                print(
+                    "the read model goes on at its next attempt (at most "
+                    f"{settings.projection_retry_max_seconds:g} s)"
+                )
+                return 0
+    finally:
+        await nc.close()
+        await conn.close()
 
 
 async def run_audit(settings: Settings, args: argparse.Namespace) -> int:

@@ -125,10 +125,10 @@ async def give_back(
     after ``max_deliver`` deliveries, else have it redelivered after a growing delay."""
     deliveries = msg.metadata.num_delivered
     if isinstance(error, PERMANENT_ERRORS):
-        await dead_letters.park(consumer, msg, f"{type(error).__name__}: {error}")
+        await dead_letters.park(consumer, msg, _reason(error))
         await msg.term()
     elif deliveries >= settings.max_deliver:
-        await dead_letters.park(consumer, msg, f"gave up after {deliveries}: {error!r}")
+        await dead_letters.park(consumer, msg, f"gave up after {deliveries}: {_reason(error)}")
         await msg.term()
     else:
         delay = retry_delay(settings, deliveries)
@@ -158,116 +158,165 @@ class OutOfOrder(Exception):
     """A batch would skip a sequence: wait for the missing one instead of losing it."""
 
 
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    OSError,
+    TimeoutError,
+)
+"""PostgreSQL is away, not the event at fault: retry the whole batch later."""
+
+
 @dataclass(frozen=True)
 class Received:
-    """A log message as a projection receives it: decoded, or ``None`` if it was parked in
-    the dead letters because it cannot be."""
+    """A log message as a projection receives it: decoded, or with the reason it cannot be."""
 
     msg: Msg
     seq: int
     applied: Applied | None
+    error: str | None = None
 
 
-async def receive(
-    consumers: Sequence[str], msgs: list[Msg], dead_letters: DeadLetters
-) -> list[Received]:
-    """Decode a batch in log order; what cannot be decoded is parked for each consumer."""
+def receive(msgs: list[Msg]) -> list[Received]:
+    """Decode a batch in log order. What cannot be decoded is kept with its reason: a
+    projection stops in front of it rather than leave it out."""
     received = []
     for msg in sorted(msgs, key=lambda m: m.metadata.sequence.stream):
+        seq = msg.metadata.sequence.stream
         try:
             stored = StoredEvent.from_msg(msg)
-            applied: Applied | None = (stored, decode(stored.envelope))
+            received.append(Received(msg, seq, (stored, decode(stored.envelope))))
         except PERMANENT_ERRORS as e:
-            for consumer in consumers:
-                await dead_letters.park(consumer, msg, f"{type(e).__name__}: {e}")
-            applied = None
-        received.append(Received(msg, msg.metadata.sequence.stream, applied))
+            received.append(Received(msg, seq, None, f"cannot be read: {_reason(e)}"))
     return received
 
 
-async def project_batch(
-    pool: asyncpg.Pool,
-    projection: Projection,
-    msgs: list[Msg],
-    *,
-    dead_letters: DeadLetters,
-    settings: Settings,
-) -> int:
-    """Apply a batch of log messages and advance the checkpoint in one transaction, then
-    ack the last (the follower's consumer acknowledges all before it with it: one message
-    per batch instead of one per event); on failure nak them all for a later retry.
-    Returns the number of events applied."""
-    received = await receive([projection.name], msgs, dead_letters)
-    try:
-        applied = await project(pool, projection, received, dead_letters, settings)
-    except Exception as e:
-        deliveries = msgs[0].metadata.num_delivered if msgs else 1
-        delay = 0.05 if isinstance(e, OutOfOrder) else retry_delay(settings, deliveries)
-        log.warning("projection batch failed", projection=projection.name, error=repr(e))
-        for msg in msgs:
-            await msg.nak(delay=delay)
-        return 0
-    if received:
-        await received[-1].msg.ack()
-    return applied
+@dataclass(frozen=True)
+class Stop:
+    """Where a projection stopped: the event it cannot apply, and why."""
+
+    projection: str
+    seq: int
+    subject: str
+    reason: str
 
 
-async def project(
-    pool: asyncpg.Pool,
-    projection: Projection,
-    received: list[Received],
-    dead_letters: DeadLetters,
-    settings: Settings,
-) -> int:
-    """Apply received messages and advance the checkpoint in one transaction. Messages at
-    or below the checkpoint are redeliveries and are skipped; a gap raises ``OutOfOrder``.
-    Returns the number of events applied."""
-    retrying = max((r.msg.metadata.num_delivered for r in received), default=1) > 1
+@dataclass(frozen=True)
+class Progress:
+    """What one call of ``project`` did: the new checkpoint, and the stop if it stopped."""
+
+    applied: int
+    last_seq: int
+    stop: Stop | None = None
+
+
+async def project(pool: asyncpg.Pool, projection: Projection, received: list[Received]) -> Progress:
+    """Apply received messages and advance the checkpoint in one transaction.
+
+    Messages at or below the checkpoint are redeliveries and are skipped; a gap raises
+    ``OutOfOrder``. An event that cannot be applied is never left out: the events before
+    it are applied, the checkpoint stops in front of it, and the stop is recorded with the
+    checkpoint; only an operator's recorded decision (``projection_skips``) lets it pass.
+    """
     async with pool.acquire() as conn, conn.transaction():
-        first = last = await conn.fetchval(
+        # The row lock holds a concurrent swap off; the skips come in the same round trip.
+        first, skips = await conn.fetchrow(
             """INSERT INTO projection_checkpoints (projection) VALUES ($1)
                ON CONFLICT (projection) DO UPDATE SET projection = EXCLUDED.projection
-               RETURNING last_seq""",
+               RETURNING last_seq, ARRAY(SELECT seq FROM projection_skips s
+                                         WHERE s.projection = $1 AND s.seq > last_seq)""",
             projection.name,
         )
-        batch: list[tuple[Msg, Applied]] = []
-        for r in received:
-            if r.seq <= last:
-                continue
-            if r.seq != last + 1:
-                raise OutOfOrder(f"{projection.name}: at {last}, got {r.seq}")
-            last = r.seq
-            if r.applied is not None:
-                batch.append((r.msg, r.applied))
-        if retrying:
-            await _apply_one_by_one(conn, projection, batch, dead_letters, settings)
-        elif batch:
-            await projection.apply(conn, [applied for _, applied in batch])
+        todo = _after(projection, first, received)
+        last, stop = await _apply(conn, projection, todo, first, frozenset(skips))
         await conn.execute(
-            """UPDATE projection_checkpoints SET last_seq = $2, updated_at = now()
+            """UPDATE projection_checkpoints SET
+                   last_seq = $2, updated_at = now(),
+                   stopped_attempts = CASE WHEN $3::bigint IS NULL THEN 0
+                       WHEN stopped_seq = $3 THEN stopped_attempts + 1 ELSE 1 END,
+                   stopped_since = CASE WHEN $3::bigint IS NULL THEN NULL
+                       WHEN stopped_seq = $3 THEN stopped_since ELSE now() END,
+                   stopped_seq = $3, stopped_subject = $4, stopped_reason = $5
                WHERE projection = $1""",
             projection.name,
             last,
+            stop.seq if stop else None,
+            stop.subject if stop else None,
+            stop.reason if stop else None,
         )
-    return last - first
+    return Progress(last - first, last, stop)
 
 
-async def _apply_one_by_one(
+def _after(projection: Projection, checkpoint: int, received: list[Received]) -> list[Received]:
+    """The messages after the checkpoint, which must follow it without a gap."""
+    todo, last = [], checkpoint
+    for r in received:
+        if r.seq <= last:
+            continue
+        if r.seq != last + 1:
+            raise OutOfOrder(f"{projection.name}: at {last}, got {r.seq}")
+        todo.append(r)
+        last = r.seq
+    return todo
+
+
+async def _apply(
     conn: asyncpg.Connection,
     projection: Projection,
-    batch: list[tuple[Msg, Applied]],
-    dead_letters: DeadLetters,
-    settings: Settings,
-) -> None:
-    """On a retried batch, isolate each event so that one poison event can be parked
-    after max_deliver attempts instead of blocking the projection for ever."""
-    for msg, applied in batch:
+    todo: list[Received],
+    checkpoint: int,
+    skips: frozenset[int],
+) -> tuple[int, Stop | None]:
+    """Apply ``todo`` but the ``skips`` in one statement per table if it can be; otherwise
+    event by event to find the one at fault. Returns the last sequence applied and the
+    stop, if any."""
+    if not todo:
+        return checkpoint, None
+    wanted = [r for r in todo if r.seq not in skips]
+    if all(r.applied is not None for r in wanted):
         try:
-            async with conn.transaction():
-                await projection.apply(conn, [applied])
-        except (asyncpg.PostgresConnectionError, OSError):
+            async with conn.transaction():  # a savepoint: a failure leaves the rest usable
+                await projection.apply(conn, [r.applied for r in wanted if r.applied])
+            return todo[-1].seq, None
+        except UNAVAILABLE:
             raise
         except Exception as e:
-            if msg.metadata.num_delivered < settings.max_deliver:
-                raise
-            await dead_letters.park(projection.name, msg, f"gave up: {e!r}")
+            log.warning(
+                "batch failed, applying it event by event",
+                projection=projection.name,
+                error=_reason(e),
+            )
+    last = checkpoint
+    for r in todo:
+        if r.seq not in skips:
+            error = r.error or await _apply_one(conn, projection, r)
+            if error is not None:
+                return last, Stop(projection.name, r.seq, r.msg.subject, error)
+        last = r.seq
+    return last, None
+
+
+async def _apply_one(conn: asyncpg.Connection, projection: Projection, r: Received) -> str | None:
+    """Apply one event in a savepoint; the reason it failed, or None."""
+    assert r.applied is not None
+    try:
+        async with conn.transaction():
+            await projection.apply(conn, [r.applied])
+    except UNAVAILABLE:
+        raise
+    except Exception as e:
+        return _reason(e)
+    return None
+
+
+def _reason(error: BaseException) -> str:
+    """The error in words, without the input: an event's text is citizens' data, and the
+    reason is shown in health checks and logs."""
+    if isinstance(error, ValidationError):
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'message'}: {e['msg']}" for e in error.errors()
+        )
+        return f"ValidationError: {problems}"[:2000]
+    return f"{type(error).__name__}: {error}"[:2000]

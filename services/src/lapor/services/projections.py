@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import nats.js.errors
@@ -19,7 +20,15 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from lapor.services.consumers import Projection, consumer_config, project_batch
+from lapor.services.consumers import (
+    OutOfOrder,
+    Projection,
+    Received,
+    Stop,
+    consumer_config,
+    project,
+    receive,
+)
 
 if TYPE_CHECKING:
     from lapor.services.runtime import Runtime
@@ -115,16 +124,100 @@ class LogFollower:
             await self.handle(msgs)
 
 
-def projection_follower(runtime: Runtime, projection: Projection) -> LogFollower:
-    """A read model fed from the log, its checkpoint in the same transaction as its rows."""
+@dataclass
+class ProjectionHealth:
+    """How a read model is doing, for ``/health/ready`` and the metrics: following the log
+    (``ok``), stopped in front of an event it cannot apply (``stopped``), or waiting for
+    PostgreSQL (``waiting``)."""
 
-    async def handle(msgs: list[Msg]) -> int:
-        return await project_batch(
-            runtime.db,
-            projection,
-            msgs,
-            dead_letters=runtime.dead_letters,
-            settings=runtime.settings,
+    name: str
+    status: str = "starting"
+    checkpoint: int | None = None
+    stop: Stop | None = None
+    error: str | None = None
+    failures: int = 0
+
+    @property
+    def behind(self) -> bool:
+        return self.status in ("stopped", "waiting")
+
+    def describe(self) -> dict[str, object]:
+        found: dict[str, object] = {"status": self.status, "checkpoint": self.checkpoint}
+        if self.stop is not None:
+            found.update(stopped_at=self.stop.seq, subject=self.stop.subject)
+            found["reason"] = self.stop.reason
+        elif self.error is not None:
+            found["reason"] = self.error
+        return found
+
+
+class ProjectionHandler:
+    """Applies each fetched batch to one projection and settles it: acknowledges what was
+    applied, and has the rest delivered again after a delay that grows with each failure
+    of this projection (not with how often a message happened to be delivered)."""
+
+    def __init__(self, runtime: Runtime, projection: Projection) -> None:
+        self.runtime = runtime
+        self.projection = projection
+        self.health = ProjectionHealth(projection.name)
+
+    async def __call__(self, msgs: list[Msg]) -> int:
+        received = receive(msgs)
+        try:
+            progress = await project(self.runtime.db, self.projection, received)
+        except OutOfOrder:
+            await _nak(received, after=0, delay=0.05)  # the missing one is on its way
+            return 0
+        except Exception as e:  # PostgreSQL away, or a fault outside any one event
+            self._failed(error=f"{type(e).__name__}: {e}")
+            log.warning("projection waiting", projection=self.projection.name, error=repr(e))
+            await _nak(received, after=0, delay=self._delay())
+            return 0
+        done = [r for r in received if r.seq <= progress.last_seq]
+        if done:
+            await done[-1].msg.ack()  # AckPolicy.ALL: one ack for the whole batch
+        if progress.stop is None:
+            self.health = ProjectionHealth(self.projection.name, "ok", progress.last_seq)
+        else:
+            self._failed(stop=progress.stop, checkpoint=progress.last_seq)
+            log.error(
+                "projection stopped in front of an event it cannot apply",
+                projection=self.projection.name,
+                seq=progress.stop.seq,
+                subject=progress.stop.subject,
+                reason=progress.stop.reason,
+                attempts=self.health.failures,
+            )
+            await _nak(received, after=progress.last_seq, delay=self._delay())
+        return progress.applied
+
+    def _failed(
+        self, *, error: str | None = None, stop: Stop | None = None, checkpoint: int | None = None
+    ) -> None:
+        h = self.health
+        status = "stopped" if stop else "waiting"
+        self.health = ProjectionHealth(
+            h.name,
+            status,
+            h.checkpoint if checkpoint is None else checkpoint,
+            stop,
+            error,
+            h.failures + 1,
         )
 
-    return LogFollower(runtime, projection.name.replace(".", "_"), handle, AckPolicy.ALL)
+    def _delay(self) -> float:
+        settings = self.runtime.settings
+        growing = settings.retry_base_delay_seconds * 2 ** (self.health.failures - 1)
+        return min(growing, settings.projection_retry_max_seconds)
+
+
+async def _nak(received: list[Received], *, after: int, delay: float) -> None:
+    for r in received:
+        if r.seq > after:
+            await r.msg.nak(delay=delay)
+
+
+def projection_follower(runtime: Runtime, handler: ProjectionHandler) -> LogFollower:
+    """A read model fed from the log, its checkpoint in the same transaction as its rows."""
+    durable = handler.projection.name.replace(".", "_")
+    return LogFollower(runtime, durable, handler, AckPolicy.ALL)

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import gc
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.metadata import entry_points
 from typing import Any
@@ -32,7 +32,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from tqdm import tqdm
 
-from lapor.services.consumers import DeadLetters, Projection, Received, project, receive
+from lapor.services.consumers import Projection, Received, Stop, project, receive
 from lapor.services.database import create_pool, migrate
 from lapor.services.infra import with_database
 from lapor.services.settings import Settings
@@ -67,6 +67,70 @@ class Difference:
         return f"{self.table} {self.key}: {where}"
 
 
+@dataclass(frozen=True)
+class Skip:
+    """An operator's recorded decision to leave one event out of one read model."""
+
+    seq: int
+    subject: str
+    reason: str
+    decided_by: str
+    decided_at: datetime
+    error: str
+
+    def describe(self) -> str:
+        return (
+            f"seq {self.seq} ({self.subject}) skipped by decision of {self.decided_by} "
+            f"at {self.decided_at:%Y-%m-%d %H:%M}: {self.reason} (it failed with: {self.error})"
+        )
+
+
+@dataclass
+class Verdict:
+    """What replay found for one read model: the rows that differ, the event the rebuild
+    could not apply (it stops there, as the live one does), and the skip decisions it
+    honoured. Clean only with no difference and no stop; honoured skips are reported, not
+    counted against it."""
+
+    differences: list[Difference] = field(default_factory=list)
+    stopped: Stop | None = None
+    skipped: list[Skip] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.differences and self.stopped is None
+
+    def describe(self, limit: int = 200) -> list[str]:
+        lines = [f"  {d.describe()}" for d in self.differences[:limit]]
+        if self.stopped is not None:
+            stop = self.stopped
+            lines.append(
+                f"  rebuild stopped in front of seq {stop.seq} ({stop.subject}): {stop.reason}"
+            )
+        lines += [f"  {skip.describe()}" for skip in self.skipped]
+        return lines
+
+
+SKIP_COLUMNS = ("seq", "subject", "reason", "decided_by", "decided_at", "error")
+
+
+async def skip_decisions(url: str, projections: Sequence[Projection]) -> dict[str, list[Skip]]:
+    """The recorded skip decisions of each projection, in log order."""
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            f"""SELECT projection, {", ".join(SKIP_COLUMNS)} FROM projection_skips
+                WHERE projection = ANY($1::text[]) ORDER BY seq""",
+            [p.name for p in projections],
+        )
+    finally:
+        await conn.close()
+    found: dict[str, list[Skip]] = {p.name: [] for p in projections}
+    for r in rows:
+        found[r["projection"]].append(Skip(*(r[c] for c in SKIP_COLUMNS)))
+    return found
+
+
 async def fresh_database(live_url: str, name: str) -> str:
     """(Re)create database ``name`` beside the live one, migrated; returns its URL."""
     admin = await asyncpg.connect(live_url)
@@ -84,6 +148,15 @@ async def fresh_database(live_url: str, name: str) -> str:
     return url
 
 
+@dataclass(frozen=True)
+class Rebuilt:
+    """How far a rebuild read the log, and where projections stopped in front of an event
+    they cannot apply (they go no further: a rebuild leaves out no more than live does)."""
+
+    last_seq: int
+    stops: dict[str, Stop]
+
+
 async def rebuild(
     settings: Settings,
     projections: Sequence[Projection],
@@ -92,10 +165,10 @@ async def rebuild(
     from_seq: int = 1,
     from_time: datetime | None = None,
     show_progress: bool = True,
-) -> int:
+) -> Rebuilt:
     """Apply the log to ``projections`` in ``target_url`` (each from its checkpoint on, or
     from ``from_seq``/``from_time`` on a fresh one) up to the log's current end, reading
-    and decoding it once for all of them; returns the last sequence applied."""
+    and decoding it once for all of them."""
     with _fewer_collections():
         return await _rebuild(settings, projections, target_url, from_seq, from_time, show_progress)
 
@@ -107,7 +180,7 @@ async def _rebuild(
     from_seq: int,
     from_time: datetime | None,
     show_progress: bool,
-) -> int:
+) -> Rebuilt:
     nc = await nats.connect(settings.nats_url)
     pool = await create_pool(target_url, min_size=1, max_size=len(projections) + 1)
     try:
@@ -116,8 +189,7 @@ async def _rebuild(
         end = (await js.stream_info(stream)).state.last_seq
         start = min([await _start(pool, p, js, settings, from_seq, from_time) for p in projections])
         if start > end:
-            return end
-        dead_letters = DeadLetters(js, settings)
+            return Rebuilt(end, {})
         names = [p.name for p in projections]
         # A pull consumer without acknowledgements: the checkpoints live in the rebuilt
         # database, and a rebuild that stops resumes from them. Pull, not push: an ordered
@@ -138,19 +210,21 @@ async def _rebuild(
         # Reading and decoding the next batches overlaps with PostgreSQL writing this one;
         # the queue's bound keeps memory flat however long the log.
         batches: asyncio.Queue[list[Received]] = asyncio.Queue(PREFETCH_BATCHES)
-        reader = asyncio.create_task(_read(sub, names, dead_letters, end, batches))
+        reader = asyncio.create_task(_read(sub, end, batches))
         bar = tqdm(
             total=end - start + 1, unit="ev", desc=", ".join(names), disable=not show_progress
         )
-        done = start - 1
+        done, going, stops = start - 1, list(projections), {}
         try:
             while done < end:
                 received = await _next(batches, reader)
                 # Each projection has its own tables and checkpoint: write them side by
                 # side, so that one's round trips overlap the others'.
-                await asyncio.gather(
-                    *(project(pool, p, received, dead_letters, settings) for p in projections)
-                )
+                progress = await asyncio.gather(*(project(pool, p, received) for p in going))
+                stops.update({s.projection: s for s in (g.stop for g in progress) if s})
+                going = [p for p in going if p.name not in stops]
+                if not going:
+                    break
                 bar.update(received[-1].seq - done)
                 done = received[-1].seq
         finally:
@@ -160,7 +234,7 @@ async def _rebuild(
                 await reader
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
-        return done
+        return Rebuilt(done, stops)
     finally:
         await pool.close()
         await nc.close()
@@ -168,8 +242,6 @@ async def _rebuild(
 
 async def _read(
     sub: JetStreamContext.PullSubscription,
-    names: list[str],
-    dead_letters: DeadLetters,
     end: int,
     batches: asyncio.Queue[list[Received]],
 ) -> None:
@@ -182,7 +254,7 @@ async def _read(
             continue
         msgs = [m for m in msgs if m.metadata.sequence.stream <= end]
         if msgs:
-            received = await receive(names, msgs, dead_letters)
+            received = receive(msgs)
             read = received[-1].seq
             await batches.put(received)
 
@@ -353,9 +425,10 @@ async def replay(
     from_seq: int = 1,
     from_time: datetime | None = None,
     show_progress: bool = True,
-) -> dict[str, list[Difference]]:
-    """Rebuild each named projection (all when ``names`` is empty), then ``verify`` (the
-    differences are returned) or ``swap``."""
+) -> dict[str, Verdict]:
+    """Rebuild each named projection (all when ``names`` is empty), honouring the skip
+    decisions recorded for the live one, then ``verify`` (the differences are returned) or
+    ``swap`` (refused for a projection whose rebuild stopped: it would lose events)."""
     assert settings.database_url is not None
     projections = installed_projections()
     unknown = set(names) - set(projections)
@@ -364,7 +437,9 @@ async def replay(
     live_name = settings.database_url.rsplit("/", 1)[1].split("?")[0]
     target = await fresh_database(settings.database_url, f"{live_name}_replay")
     chosen = [projections[name] for name in names or sorted(projections)]
-    await rebuild(
+    skips = await skip_decisions(settings.database_url, chosen)
+    await _record_skips(target, skips)
+    rebuilt = await rebuild(
         settings,
         chosen,
         target,
@@ -372,20 +447,42 @@ async def replay(
         from_time=from_time,
         show_progress=show_progress,
     )
-    report: dict[str, list[Difference]] = {}
+    report: dict[str, Verdict] = {}
     for projection in chosen:
         name = projection.name
+        verdict = report[name] = Verdict(stopped=rebuilt.stops.get(name), skipped=skips[name])
         if mode == "verify":
-            report[name] = [d async for d in compare(settings.database_url, target, projection)]
-            continue
-        for _ in range(CATCH_UP_ATTEMPTS):
-            try:
-                last = await swap(settings.database_url, target, projection)
-                log.info("projection swapped", projection=name, checkpoint=last)
-                break
-            except LiveMovedOn:  # events arrived meanwhile: apply them too, then again
-                await rebuild(settings, [projection], target, show_progress=False)
-        else:
-            raise RuntimeError(f"{name}: the live projection kept moving; try again")
-        report[name] = []
+            verdict.differences = [
+                d async for d in compare(settings.database_url, target, projection)
+            ]
+        elif verdict.stopped is None:
+            await _swap_caught_up(settings, target, projection)
     return report
+
+
+async def _swap_caught_up(settings: Settings, target: str, projection: Projection) -> None:
+    assert settings.database_url is not None
+    for _ in range(CATCH_UP_ATTEMPTS):
+        try:
+            last = await swap(settings.database_url, target, projection)
+            log.info("projection swapped", projection=projection.name, checkpoint=last)
+            return
+        except LiveMovedOn:  # events arrived meanwhile: apply them too, then again
+            await rebuild(settings, [projection], target, show_progress=False)
+    raise RuntimeError(f"{projection.name}: the live projection kept moving; try again")
+
+
+async def _record_skips(url: str, skips: dict[str, list[Skip]]) -> None:
+    """The live decisions, into the rebuild's database: its projections read them there."""
+    rows = [
+        (name, *(getattr(s, f) for f in SKIP_COLUMNS)) for name, ss in skips.items() for s in ss
+    ]
+    if not rows:
+        return
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.copy_records_to_table(
+            "projection_skips", records=rows, columns=("projection", *SKIP_COLUMNS)
+        )
+    finally:
+        await conn.close()

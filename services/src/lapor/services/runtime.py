@@ -12,7 +12,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import asyncpg
@@ -34,7 +34,7 @@ from lapor.services.errors import (
 )
 from lapor.services.eventstore import EventStore
 from lapor.services.logging import configure_logging
-from lapor.services.projections import projection_follower
+from lapor.services.projections import ProjectionHandler, projection_follower
 from lapor.services.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -58,6 +58,7 @@ class Runtime:
     settings: Settings
     broker: NatsBroker
     pool: asyncpg.Pool | None = None
+    projections: list[ProjectionHandler] = field(default_factory=list)
     _js: JetStreamContext | None = None
 
     @property
@@ -126,7 +127,8 @@ def create_service(
         if subscribers is not None:
             subscribers(runtime)
         await broker.start()
-        running: list[Worker] = [projection_follower(runtime, p) for p in projections]
+        runtime.projections = [ProjectionHandler(runtime, p) for p in projections]
+        running: list[Worker] = [projection_follower(runtime, h) for h in runtime.projections]
         running += [make(runtime) for make in workers]
         for worker in running:
             await worker.start()
@@ -171,10 +173,13 @@ def _health_router() -> APIRouter:
             except Exception:
                 checks["postgresql"] = "down"
         ok = all(v == "ok" for v in checks.values())
-        return JSONResponse(
-            {"status": "ready" if ok else "not ready", "checks": checks},
-            status_code=200 if ok else 503,
-        )
+        body: dict[str, object] = {"status": "ready" if ok else "not ready", "checks": checks}
+        if rt.projections:
+            # A stopped read model still serves what it has (200), but says it is behind.
+            body["projections"] = {h.health.name: h.health.describe() for h in rt.projections}
+            if ok and any(h.health.behind for h in rt.projections):
+                body["status"] = "degraded"
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     return router
 

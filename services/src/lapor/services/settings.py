@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     # Consumers.
     max_deliver: int = Field(default=6, ge=1, description="Deliveries before dead-lettering")
     retry_base_delay_seconds: float = Field(default=1.0, gt=0)
+    projection_retry_max_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest wait before a stopped read model tries its event again (a fix "
+        "or an operator's decision is picked up within it)",
+    )
     projection_batch_size: int = Field(default=256, ge=1)
     router_concurrency: int = Field(
         default=16, ge=1, description="Complaints routed at once (each waits on log round trips)"
