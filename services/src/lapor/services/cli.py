@@ -194,9 +194,13 @@ async def run_projections(settings: Settings, args: argparse.Namespace) -> int:
                 print(await admin.stopped_event(js, stream, state))
                 return 0
             case _:
-                decided = await admin.record_skip(
-                    conn, args.projection, args.seq, args.reason, args.by
-                )
+                try:
+                    decided = await admin.record_skip(
+                        conn, args.projection, args.seq, args.reason, args.by
+                    )
+                except ValueError as e:
+                    print(f"lapor: {e}")
+                    return 2
                 print(f"{args.projection}: {decided.describe()}")
                 print(
                     "the read model goes on at its next attempt (at most "
