@@ -13,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 import structlog
 
 from lapor.services.settings import Settings
+from lapor.services.supervisor import Supervised, Supervisor
 
 log = structlog.get_logger(__name__)
 
@@ -48,9 +51,7 @@ def infrastructure(settings: Settings) -> Iterator[Infrastructure]:
         nats_url, db_url = settings.nats_url, settings.database_url
         kind = "given"
         if nats_url is None or db_url is None:
-            use_docker = settings.infra == "docker" or (
-                settings.infra == "auto" and docker_available()
-            )
+            use_docker = wants_docker(settings)
             kind = "docker" if use_docker else "embedded"
             data = settings.data_dir.resolve()
             if not use_docker:
@@ -64,6 +65,10 @@ def infrastructure(settings: Settings) -> Iterator[Infrastructure]:
                     docker_postgres() if use_docker else embedded_postgres(data / "pg")
                 )
         yield Infrastructure(nats_url=nats_url, database_url=db_url, kind=kind)
+
+
+def wants_docker(settings: Settings) -> bool:
+    return settings.infra == "docker" or (settings.infra == "auto" and docker_available())
 
 
 def docker_available() -> bool:
@@ -161,6 +166,155 @@ def _forget_dead_handles(pgdata: Path) -> None:
     if handles.exists():
         pids = json.loads(handles.read_text() or "[]")
         handles.write_text(json.dumps([p for p in pids if psutil.pid_exists(p)]))
+
+
+@contextlib.contextmanager
+def supervised_infrastructure(settings: Settings) -> Iterator[tuple[Infrastructure, Supervisor]]:
+    """Like ``infrastructure``, but the embedded servers run as children of a
+    ``Supervisor``, which starts one that dies again on the same port and data; the caller
+    adds its own children (the services) to it. When the block ends, every child stops,
+    the last started first. Servers named by ``NATS_URL`` / ``DATABASE_URL`` and Docker
+    containers are not ours to restart: they are used as ``infrastructure`` uses them."""
+    data = settings.data_dir.resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    pid_file = data / "pids.json"
+    given = settings.nats_url is not None and settings.database_url is not None
+    if given or wants_docker(settings):
+        with infrastructure(settings) as infra, Supervisor(pid_file) as supervisor:
+            yield infra, supervisor
+        return
+    with exclusive(data), Supervisor(pid_file) as supervisor:
+        nats_url, db_url = settings.nats_url, settings.database_url
+        if nats_url is None:
+            nats_url = _start(supervisor, nats_child(data / "nats", free_port()))
+        if db_url is None:
+            db_url = _start(supervisor, postgres_child(data / "pg"))
+        yield Infrastructure(nats_url=nats_url, database_url=db_url, kind="embedded"), supervisor
+
+
+@dataclass(frozen=True)
+class EmbeddedServer:
+    """An embedded server as a child process, and the URL clients reach it at (the same
+    after every restart)."""
+
+    child: Supervised
+    url: str
+
+
+def _start(supervisor: Supervisor, server: EmbeddedServer) -> str:
+    supervisor.start(server.child)
+    return server.url
+
+
+def nats_child(store_dir: Path, port: int) -> EmbeddedServer:
+    """nats-server with JetStream on ``port`` of loopback, its store in ``store_dir``: a
+    restart on the same both finds every stream and consumer again."""
+    store_dir.mkdir(parents=True, exist_ok=True)
+    command = [nats_server_binary(), "-js", "-sd", str(store_dir), "-a", "127.0.0.1"]
+    child = Supervised(
+        "nats-server",
+        [*command, "-p", str(port)],
+        ready=lambda: port_open(port),
+        output=store_dir / "nats-server.log",
+    )
+    return EmbeddedServer(child, f"nats://127.0.0.1:{port}")
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+PGSERVER_USER = "pgserver"
+"""The system user PostgreSQL runs as when we are root (it refuses to run as root); the
+same one the pgserver package creates, so that a data folder works with both."""
+
+
+def postgres_child(pgdata: Path) -> EmbeddedServer:
+    """PostgreSQL 16 from the pgserver wheel, listening on a Unix socket only.
+
+    ``postgres`` itself runs as the child, not ``pg_ctl`` (which detaches it), so that its
+    death is seen at once. After a kill -9 it starts on the same data: it finds the pid in
+    the ``postmaster.pid`` left behind gone, and its crash recovery replays the WAL, so no
+    committed transaction is lost. It stops with SIGINT (fast shutdown: SIGTERM would wait
+    for every client to disconnect)."""
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    user = _prepare_pgdata(pgdata)
+    socket_dir = _socket_dir(pgdata, user)
+    command = [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(pgdata), "-h", ""]
+    child = Supervised(
+        "postgresql",
+        [*command, "-k", str(socket_dir)],
+        ready=lambda: pg_isready(socket_dir),
+        user=user,
+        stop_signal=signal.SIGINT,
+        output=pgdata / "log",
+    )
+    return EmbeddedServer(child, f"postgresql://postgres:@/postgres?host={socket_dir}")
+
+
+def pg_isready(socket_dir: Path) -> bool:
+    """Whether PostgreSQL accepts connections (not while it starts or recovers)."""
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    probe = [str(POSTGRES_BIN_PATH / "pg_isready"), "-q", "-t", "2", "-h", str(socket_dir)]
+    return subprocess.run(probe, check=False, timeout=5).returncode == 0
+
+
+def _prepare_pgdata(pgdata: Path) -> str | None:
+    """Create the cluster on first use, as pgserver does (trust authentication on the
+    socket, superuser ``postgres``); returns the system user to run it as."""
+    from pgserver._commands import POSTGRES_BIN_PATH, initdb
+
+    pgdata.mkdir(parents=True, exist_ok=True)
+    user = None
+    if os.geteuid() == 0:
+        import pwd
+
+        from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
+
+        user = PGSERVER_USER
+        entry = ensure_user_exists(user)
+        ensure_prefix_permissions(pgdata)
+        ensure_prefix_permissions(POSTGRES_BIN_PATH)
+        os.chown(pgdata, entry.pw_uid, entry.pw_gid)
+        pwd.getpwnam(user)  # fails loudly if the user could not be made
+    if not (pgdata / "PG_VERSION").exists():
+        options = ["--auth=trust", "--auth-local=trust", "--encoding=utf8", "-U", "postgres"]
+        initdb(options, pgdata=pgdata, user=user)
+    _stop_detached_postmaster(pgdata, user)
+    return user
+
+
+def _stop_detached_postmaster(pgdata: Path, user: str | None) -> None:
+    """A postmaster that an earlier version (through pg_ctl) left running on this data
+    would make ours refuse to start: stop it."""
+    import psutil
+    from pgserver._commands import pg_ctl
+
+    pid_file = pgdata / "postmaster.pid"
+    lines = pid_file.read_text().splitlines() if pid_file.exists() else []
+    pid = int(lines[0]) if lines and lines[0].strip().isdigit() else None
+    with contextlib.suppress(psutil.Error):
+        if pid is not None and psutil.Process(pid).name() == "postgres":
+            log.info("stopping a postmaster left running", pid=pid, pgdata=str(pgdata))
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=30)
+
+
+def _socket_dir(pgdata: Path, user: str | None) -> Path:
+    """The data folder itself, unless its path is too long for a Unix socket."""
+    from pgserver.postgres_server import PostgresServer
+    from pgserver.utils import ensure_prefix_permissions, find_suitable_socket_dir
+
+    socket_dir = find_suitable_socket_dir(pgdata, PostgresServer.runtime_path)
+    if user is not None and socket_dir != pgdata:
+        ensure_prefix_permissions(socket_dir)
+        socket_dir.chmod(0o777)
+    return socket_dir
 
 
 @contextlib.contextmanager

@@ -24,6 +24,7 @@ from nats.js import JetStreamContext
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lapor.services.connections import nats_reconnect_options
 from lapor.services.consumers import DeadLetters, Projection
 from lapor.services.database import create_pool
 from lapor.services.errors import (
@@ -116,7 +117,12 @@ def create_service(
         raise ValueError(f"{name}: NATS_URL and DATABASE_URL must be set (lapor run sets them)")
     configure_logging(settings.log_level, settings.log_format)
     # FastStream's own line per message costs ~30% throughput; services log on purpose.
-    broker = NatsBroker(settings.nats_url, log_level=logging.DEBUG, connect_timeout=5)
+    broker = NatsBroker(
+        settings.nats_url,
+        log_level=logging.DEBUG,
+        connect_timeout=5,
+        **nats_reconnect_options(name, lambda: broker.connection),
+    )
     runtime = Runtime(name=name, settings=settings, broker=broker)
 
     @asynccontextmanager
