@@ -32,6 +32,10 @@ async def test_status_show_and_skip_a_stopped_read_model(settings, capsys):
             return (await tracker.get("/health/ready")).json()["status"] == "degraded"
 
         await eventually(stopped)
+        metrics = (await tracker.get("/health/metrics")).text
+        at = 'projection="tracker.status",service="tracker"'
+        assert f"lapor_projection_stopped{{{at}}} 1.0" in metrics
+        assert f"lapor_projection_stopped_at_seq{{{at}}} 1.0" in metrics
 
         code, out = await projections(settings, capsys, "status")
         assert code == 1
@@ -61,5 +65,8 @@ async def test_status_show_and_skip_a_stopped_read_model(settings, capsys):
             return (await tracker.get("/health/ready")).json()["status"] == "ready"
 
         await eventually(following, within=30)
+        metrics = (await tracker.get("/health/metrics")).text
+        assert f"lapor_projection_stopped{{{at}}} 0.0" in metrics
+        assert f"lapor_projection_checkpoint{{{at}}} 1.0" in metrics
         code, out = await projections(settings, capsys, "status")
         assert code == 0 and "tracker.status: at 1 of 1, following" in out

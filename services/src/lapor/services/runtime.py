@@ -18,7 +18,7 @@ from typing import Protocol
 import asyncpg
 import structlog
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from faststream.nats import NatsBroker
 from nats.js import JetStreamContext
 from starlette.datastructures import Headers, MutableHeaders
@@ -35,6 +35,7 @@ from lapor.services.errors import (
 )
 from lapor.services.eventstore import EventStore
 from lapor.services.logging import configure_logging
+from lapor.services.observability import CONTENT_TYPE_LATEST, exposition
 from lapor.services.projections import ProjectionHandler, projection_follower
 from lapor.services.settings import Settings
 
@@ -163,6 +164,12 @@ def create_service(
 
 def _health_router() -> APIRouter:
     router = APIRouter(prefix="/health", tags=["health"])
+
+    @router.get("/metrics", response_class=Response)
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics: each read model's checkpoint, and whether it is stopped."""
+        rt: Runtime = request.app.state.runtime
+        return Response(exposition(rt.name, rt.projections), media_type=CONTENT_TYPE_LATEST)
 
     @router.get("/live")
     async def live() -> dict[str, str]:
