@@ -121,7 +121,11 @@ class LogFollower:
                 log.warning("fetch failed", durable=self.durable, error=repr(e))
                 await asyncio.sleep(1)
                 continue
-            await self.handle(msgs)
+            try:
+                await self.handle(msgs)
+            except Exception as e:  # e.g. an ack lost with the connection: delivered again
+                log.warning("batch not settled", durable=self.durable, error=repr(e))
+                await asyncio.sleep(1)
 
 
 @dataclass
