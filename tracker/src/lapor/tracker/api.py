@@ -22,7 +22,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from lapor.services.auth import AuthenticatedActor, auth_secret_of, is_reporter
+from lapor.services.auth import (
+    AuthenticatedActor,
+    InvalidToken,
+    actor_from_token,
+    auth_secret_of,
+    is_reporter,
+)
 from lapor.services.eventstore import ConcurrencyError, EventStore
 from lapor.services.runtime import Runtime, correlation_uuid, runtime_of
 from lapor.shared.envelope import decode, envelope
@@ -56,7 +62,10 @@ class HistoryEntry(BaseModel):
     status: Status
     status_label: str
     opd: str | None
-    note: str | None
+    note: str | None = Field(
+        description="Withheld when the complaint is confidential, except from its reporter, "
+        "the unit it is disposed to and the admin"
+    )
     at: datetime
 
 
@@ -66,7 +75,10 @@ class ComplaintStatus(BaseModel):
     status_label: str = Field(description="The public status (Belum Terverifikasi ... Selesai)")
     opd: str | None
     opd_name: str | None
-    title: str | None = Field(description="Withheld when the complaint is confidential (Rahasia)")
+    title: str | None = Field(
+        description="Withheld when the complaint is confidential (Rahasia), except from its "
+        "reporter, the unit it is disposed to and the admin"
+    )
     received_at: datetime
     updated_at: datetime
     due_at: datetime | None = Field(description="When the current step is due, if a clock runs")
@@ -82,8 +94,23 @@ def _invalid(field: str, reason: str) -> RequestValidationError:
 async def get_complaint(
     tracking_id: Annotated[str, Path(max_length=20, description="As typed, e.g. 7k3mq 9x2ab")],
     rt: Rt,
+    authorization: Annotated[
+        str | None, Header(description="Optional: the admin's or the unit's bearer token")
+    ] = None,
+    x_reporter_secret: Annotated[
+        str | None, Header(description="Optional: the reporter's secret")
+    ] = None,
 ) -> ComplaintStatus:
-    """Cek status: the public status and history of one complaint."""
+    """Cek status: the status and history of one complaint.
+
+    A confidential (Rahasia) complaint shows the public its status, unit and dates only:
+    no title and no notes, which quote the router's keywords, the unit's follow-ups and
+    everyone's reasons and so give the content away. Its reporter (``X-Reporter-Secret``),
+    the unit it is disposed to and the admin (bearer token) see it whole. Any other
+    complaint shows its notes to everyone, as it always has: a public follow-up is what
+    the channel promises. A missing, invalid or foreign credential is not refused here:
+    the caller simply reads the public page.
+    """
     tracking_id = normalise(tracking_id)
     if not re.match(TRACKING_ID, tracking_id):
         raise _invalid(
@@ -92,10 +119,34 @@ async def get_complaint(
     view = await complaint_view(rt.db, tracking_id)
     if view is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no complaint with this tracking ID yet")
-    return _status(view, labels=domain.PUBLIC_LABEL)
+    complaint = view["complaint"]
+    reader = _reader(rt, tracking_id, authorization, x_reporter_secret)
+    whole = not complaint["confidential"] or domain.reads_confidential(reader, complaint["opd"])
+    return _status(view, labels=domain.PUBLIC_LABEL, withheld=not whole)
 
 
-def _status(view: dict[str, Any], labels: dict[Status, str]) -> ComplaintStatus:
+def _reader(
+    rt: Runtime, tracking_id: str, authorization: str | None, given_secret: str | None
+) -> Actor | None:
+    """Who reads a status page: its reporter, an admin or an officer; None for the public,
+    also when a credential does not check out (the page is public, so no 401)."""
+    secret = rt.settings.auth_secret
+    if secret is None:
+        return None
+    key = secret.get_secret_value()
+    if is_reporter(key, tracking_id, given_secret):
+        return Actor(role="reporter")
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    try:
+        return actor_from_token(key, token)
+    except InvalidToken:
+        return None
+
+
+def _status(view: dict[str, Any], labels: dict[Status, str], withheld: bool) -> ComplaintStatus:
+    """The status page; ``withheld``: without the title and the notes."""
     c = view["complaint"]
     return ComplaintStatus(
         tracking_id=c["tracking_id"],
@@ -103,7 +154,7 @@ def _status(view: dict[str, Any], labels: dict[Status, str]) -> ComplaintStatus:
         status_label=labels[Status(c["status"])],
         opd=c["opd"],
         opd_name=c["opd_name"],
-        title=None if c["confidential"] else c["title"],
+        title=None if withheld else c["title"],
         received_at=c["received_at"],
         updated_at=c["updated_at"],
         due_at=c["due_at"],
@@ -114,7 +165,7 @@ def _status(view: dict[str, Any], labels: dict[Status, str]) -> ComplaintStatus:
                 status=h["status"],
                 status_label=labels[Status(h["status"])],
                 opd=h["opd"],
-                note=h["note"],
+                note=None if withheld else h["note"],
                 at=h["occurred_at"],
             )
             for h in view["history"]

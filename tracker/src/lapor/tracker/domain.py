@@ -203,6 +203,17 @@ def authorize(state: ComplaintState | None, actor: Actor, action: str) -> Compla
     return state
 
 
+def reads_confidential(reader: Actor | None, opd: str | None) -> bool:
+    """Whether ``reader`` may read a confidential (Rahasia) complaint's content: its
+    reporter, the coordinating admin, and an officer of the unit it is disposed to (``opd``;
+    a unit that declined it, or one only proposed, is not)."""
+    if reader is None:
+        return False
+    if reader.role == "agency":
+        return opd is not None and reader.opd == opd
+    return reader.role in ("reporter", "admin")
+
+
 Command = Callable[[ComplaintState], Event]
 
 
