@@ -16,8 +16,10 @@ from typing import Annotated
 
 import jwt
 from fastapi import Depends, Header, HTTPException, Request, status
+from pydantic import ValidationError
 
 from lapor.shared.events import Actor
+from lapor.shared.registry import load_registry
 
 ALGORITHM = "HS256"
 ISSUER = "lapor"
@@ -27,13 +29,35 @@ class InvalidToken(Exception):
     pass
 
 
+DEFAULT_TTL = 24 * 3600
+MAX_TTL = 30 * 24 * 3600
+"""The longest a token lives: a lost one stops working within a month at most. Enforced
+when a token is checked too, so no token minted otherwise outlives it."""
+REQUIRED_CLAIMS = ["iss", "sub", "iat", "exp"]
+
+
 def issue_token(
-    secret: str, role: str, opd: str | None = None, name: str | None = None, ttl: int = 86400
+    secret: str,
+    role: str,
+    opd: str | None = None,
+    name: str | None = None,
+    ttl: int = DEFAULT_TTL,
 ) -> str:
-    """A token for an ``admin`` or an ``agency`` officer of ``opd``, valid ``ttl`` seconds."""
-    actor = Actor(role=role, opd=opd, name=name)  # validates role and OPD code
-    if (actor.role == "agency") != (opd is not None) or actor.role not in ("admin", "agency"):
+    """A token for an ``admin`` or an ``agency`` officer of ``opd`` (a unit of the OPD
+    registry), valid ``ttl`` seconds, at most ``MAX_TTL``. (A ``ttl`` of zero or less
+    gives a token that has already expired: tests use one; ``lapor token`` refuses it.)"""
+    if role not in ("admin", "agency") or (role == "agency") != (opd is not None):
         raise ValueError("tokens are for admins, and for agency officers with their OPD")
+    if opd is not None and opd not in load_registry():
+        raise ValueError(f"no unit {opd!r} in the OPD registry")
+    if ttl > MAX_TTL:
+        raise ValueError(f"a token lives at most {MAX_TTL // 86400} days ({MAX_TTL} s)")
+    try:
+        Actor(role=role, opd=opd, name=name)  # what the token will be read back as
+    except ValidationError as e:
+        raise ValueError(
+            "; ".join(f"{err['loc'][0]}: {err['msg']}" for err in e.errors())
+        ) from None
     now = int(time.time())
     claims = {"iss": ISSUER, "sub": f"agency:{opd}" if opd else "admin", "iat": now}
     claims["exp"] = now + ttl
@@ -43,11 +67,25 @@ def issue_token(
 
 
 def actor_from_token(secret: str, token: str) -> Actor:
+    """The admin or officer a token names; ``InvalidToken`` unless it is signed with
+    ``secret``, issued by lapor, and carries a subject, an issue and an expiry time no more
+    than ``MAX_TTL`` apart (a token without ``exp`` would never expire)."""
     try:
-        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], issuer=ISSUER)
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            issuer=ISSUER,
+            options={"require": REQUIRED_CLAIMS},
+        )
     except jwt.PyJWTError as e:
         raise InvalidToken(str(e)) from e
-    role, _, opd = claims["sub"].partition(":")
+    if claims["exp"] - claims["iat"] > MAX_TTL:
+        raise InvalidToken("lives longer than a token may")
+    subject = claims["sub"]
+    role, _, opd = subject.partition(":") if isinstance(subject, str) else ("", "", "")
+    if (role, bool(opd)) not in (("admin", False), ("agency", True)):
+        raise InvalidToken("tokens name an admin or an agency officer")
     try:
         return Actor(role=role, opd=opd or None, name=claims.get("name"))
     except ValueError as e:

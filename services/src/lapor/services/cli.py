@@ -68,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("role", choices=["admin", "agency"])
     token.add_argument("opd", nargs="?", help="the officer's unit (for agency)")
     token.add_argument("--name", help="the officer's name, recorded with their actions")
-    token.add_argument("--ttl", type=int, default=86400, help="seconds (default: a day)")
+    token.add_argument(
+        "--ttl", type=int, default=86400, help="seconds (default: a day; at most 30 days)"
+    )
     rerun = sub.add_parser("replay", help="rebuild read models from the log; verify or swap")
     rerun.add_argument("projections", nargs="*", help="default: all installed")
     how = rerun.add_mutually_exclusive_group(required=True)
@@ -117,7 +119,13 @@ def main(argv: list[str] | None = None) -> int:
         case "token":
             assert settings.auth_secret is not None
             secret = settings.auth_secret.get_secret_value()
-            print(issue_token(secret, args.role, args.opd, args.name, args.ttl))
+            try:
+                if args.ttl <= 0:
+                    raise ValueError("--ttl must be a positive number of seconds")
+                print(issue_token(secret, args.role, args.opd, args.name, args.ttl))
+            except ValueError as e:  # one line, not a traceback: a typo is not a crash
+                print(f"lapor token: {e}", file=sys.stderr)
+                return 2
             return 0
         case "replay":
             with infrastructure(settings) as infra:
