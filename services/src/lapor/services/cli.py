@@ -1,6 +1,6 @@
 """The ``lapor`` command.
 
-lapor run [SERVICE ...]   local infrastructure + migrate + the services, until Ctrl-C
+lapor run [SERVICE ...]   local infrastructure + migrate + the services, supervised, until Ctrl-C
 lapor serve SERVICE       one service (what a container runs); needs NATS_URL, DATABASE_URL
 lapor migrate             declare streams and migrate PostgreSQL
 lapor projections status  where each read model is; show / skip the event one stopped at
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import time
 import warnings
@@ -27,17 +27,27 @@ from pydantic import SecretStr
 
 from lapor.services.auth import issue_token
 from lapor.services.bootstrap import bootstrap
-from lapor.services.infra import infrastructure
+from lapor.services.infra import Infrastructure, infrastructure, supervised_infrastructure
 from lapor.services.logging import configure_logging
 from lapor.services.settings import Settings
+from lapor.services.supervisor import Supervised
 
 EXAMPLE = (
     ' -H \'content-type: application/json\' -d \'{"title": "Jalan berlubang",'
     ' "body": "Jalan di depan Pasar Flamboyan berlubang besar", "category": "jalan"}\''
 )
 
+BASE_PORT = 8080
+SERVICES = ("intake", "tracker", "analytics", "router")
+"""In the order ``lapor run`` starts them and gives them ports: the base port and up."""
+
+
+def service_ports(base_port: int = BASE_PORT) -> dict[str, int]:
+    return {name: base_port + i for i, name in enumerate(SERVICES)}
+
+
 # Local ports, in the order the services are listed by `lapor run`.
-PORTS = {"intake": 8080, "tracker": 8081, "analytics": 8082, "router": 8083}
+PORTS = service_ports()
 
 
 def service_factories() -> dict[str, object]:
@@ -53,6 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run the system locally")
     run.add_argument("services", nargs="*", help="default: all installed services")
     run.add_argument("--host", default="127.0.0.1")
+    run.add_argument(
+        "--base-port",
+        type=int,
+        default=BASE_PORT,
+        help="intake listens on it, tracker, analytics and router on the next three",
+    )
     serve = sub.add_parser("serve", help="run one service")
     serve.add_argument("service")
     serve.add_argument("--host", default="0.0.0.0")
@@ -108,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     match args.command:
         case "run":
-            return run_local(settings, args.services, args.host)
+            return run_local(settings, args.services, args.host, args.base_port)
         case "serve":
             return serve_one(settings, args.service, args.host, args.port, args.workers)
         case "migrate":
@@ -300,86 +316,78 @@ def serve_one(settings: Settings, name: str, host: str, port: int, workers: int 
     return 0
 
 
-def run_local(settings: Settings, names: list[str], host: str) -> int:
+def run_local(settings: Settings, names: list[str], host: str, base_port: int = BASE_PORT) -> int:
     """Start (or use) NATS and PostgreSQL, migrate, and run each service in its own process,
-    as they would run in production. Ctrl-C stops everything."""
-    names = names or [n for n in PORTS if n in service_factories()]
+    as they would run in production, all under a supervisor: whichever dies is started
+    again (the embedded servers on the same port and data). Ctrl-C or TERM stops
+    everything, the services first."""
+    names = names or [n for n in SERVICES if n in service_factories()]
+    ports = {name: port for name, port in service_ports(base_port).items() if name in names}
     # Ctrl-C or a TERM from a process manager: both stop everything in order. (A shell that
     # starts us in the background may have set SIGINT to "ignore"; take it back.)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    with infrastructure(settings) as infra:
-        settings = _with_urls(settings, infra)
-        asyncio.run(bootstrap(settings))
-        env = {
-            **os.environ,
-            "NATS_URL": infra.nats_url,
-            "DATABASE_URL": infra.database_url,
-            "LAPOR_AUTH_SECRET": settings.auth_secret.get_secret_value(),
-        }
-        procs = {
-            name: subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "lapor.services.cli",
-                    "serve",
-                    name,
-                    "--host",
-                    host,
-                    "--port",
-                    str(PORTS[name]),
-                ],
-                env=env,
-            )
-            for name in names
-        }
-        try:
-            _wait_ready(host, names, procs)
-            print(f"\nlapor is running ({infra.kind} infrastructure: {infra.nats_url})")
-            for name in names:
-                print(f"  {name:<10} http://{host}:{PORTS[name]}  (docs: /docs)")
-            print(f"Try:     curl -X POST http://{host}:{PORTS['intake']}/complaints" + EXAMPLE)
-            print("Ctrl-C stops everything.\n", flush=True)
-            while all(p.poll() is None for p in procs.values()):
-                time.sleep(0.5)
-            failed = [n for n, p in procs.items() if p.poll() is not None]
-            print(f"service(s) stopped unexpectedly: {', '.join(failed)}")
-            return 1
-        except KeyboardInterrupt:
-            print("\nstopping ...")
-            return 0
-        finally:
-            _stop(procs.values())
-
-
-def _wait_ready(host: str, names: list[str], procs: dict, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    pending = set(names)
-    while pending:
-        for name in list(pending):
-            if procs[name].poll() is not None:
-                raise RuntimeError(f"{name} exited during start-up")
+    try:
+        with supervised_infrastructure(settings) as (infra, supervisor):
             try:
-                r = httpx.get(f"http://{host}:{PORTS[name]}/health/ready", timeout=1)
-                if r.status_code == 200:
-                    pending.discard(name)
-            except httpx.HTTPError:
-                pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not ready after {timeout}s: {', '.join(sorted(pending))}")
-        time.sleep(0.2)
+                settings = _with_urls(settings, infra)
+                asyncio.run(bootstrap(settings))
+                env = _service_env(settings)
+                for name, port in ports.items():
+                    supervisor.start(service_child(name, host, port, env))
+                _announce(settings.data_dir, infra, host, ports)
+                while True:
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                # A second Ctrl-C must not cut the orderly stop short.
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                print("\nstopping ...", flush=True)
+            finally:
+                (settings.data_dir / RUN_FILE).unlink(missing_ok=True)
+    except KeyboardInterrupt:  # during the start of NATS or PostgreSQL
+        print("\nstopped", flush=True)
+    return 0
 
 
-def _stop(procs) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()  # uvicorn shuts down gracefully on TERM
-    for p in procs:
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
+RUN_FILE = "run.json"
+"""In the data folder while ``lapor run`` runs: the URLs of the servers and services, for
+tools (a chaos test) to find them. ``pids.json`` beside it names every child's pid."""
+
+
+def _service_env(settings: Settings) -> dict[str, str]:
+    assert settings.nats_url and settings.database_url and settings.auth_secret
+    return {
+        **os.environ,
+        "NATS_URL": settings.nats_url,
+        "DATABASE_URL": settings.database_url,
+        "LAPOR_AUTH_SECRET": settings.auth_secret.get_secret_value(),
+    }
+
+
+def service_child(name: str, host: str, port: int, env: dict[str, str]) -> Supervised:
+    """``lapor serve NAME`` as a supervised child, ready when its /health/ready says so."""
+    probe_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    ready_url = f"http://{probe_host}:{port}/health/ready"
+    serve = ["serve", name, "--host", host, "--port", str(port)]
+    return Supervised(
+        name,
+        [sys.executable, "-m", "lapor.services.cli", *serve],
+        ready=lambda: httpx.get(ready_url, timeout=1).status_code == 200,
+        env=env,
+    )
+
+
+def _announce(data_dir: Path, infra: Infrastructure, host: str, ports: dict[str, int]) -> None:
+    urls = {name: f"http://{host}:{port}" for name, port in ports.items()}
+    described = {"nats_url": infra.nats_url, "database_url": infra.database_url, "services": urls}
+    (data_dir / RUN_FILE).write_text(json.dumps(described, indent=2))
+    print(f"\nlapor is running ({infra.kind} infrastructure: {infra.nats_url})")
+    for name, url in urls.items():
+        print(f"  {name:<10} {url}  (docs: /docs)")
+    if "intake" in urls:
+        print(f"Try:     curl -X POST {urls['intake']}/complaints" + EXAMPLE)
+    print("A process that dies is started again. Ctrl-C stops everything.\n", flush=True)
 
 
 def run() -> None:
