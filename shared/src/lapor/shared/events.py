@@ -12,7 +12,6 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -43,6 +42,8 @@ def _storable(text: Any, info: ValidationInfo) -> Any:
     got in before this check must stay readable and projectable, and it is replaced the
     same way on every read, so a rebuilt read model equals the live one.
     """
+    if isinstance(text, bytes | bytearray):  # pydantic would decode it after this check
+        text = _utf8(text)
     if not isinstance(text, str) or UNSTORABLE.search(text) is None:
         return text
     if info.context and info.context.get(FROM_LOG):
@@ -53,24 +54,31 @@ def _storable(text: Any, info: ValidationInfo) -> Any:
     )
 
 
-# Checked before the string is validated (pydantic's own check would refuse a lone surrogate
-# with a less telling reason) and after (text coerced from bytes); length constraints go
-# first, inside, so that their errors read "String should have at most N characters".
-_BEFORE, _AFTER = BeforeValidator(_storable), AfterValidator(_storable)
+def _utf8(data: bytes | bytearray) -> str | bytes | bytearray:
+    try:
+        return bytes(data).decode()
+    except UnicodeDecodeError:
+        return data  # not text: pydantic's own error says so
 
-Text = Annotated[str, _BEFORE, _AFTER]
+
+# Checked before the string is validated: pydantic's own check would refuse a lone surrogate
+# with a less telling reason, and the length constraints, inside, still read "String should
+# have at most N characters".
+_STORABLE = BeforeValidator(_storable)
+
+Text = Annotated[str, _STORABLE]
 """Free text that every read model can store: the type of every free-text field. Give
 lengths with ``Field`` on the field, or use one of the sized kinds below."""
-ReasonText = Annotated[str, Field(min_length=1, max_length=2000), _BEFORE, _AFTER]
+ReasonText = Annotated[str, Field(min_length=1, max_length=2000), _STORABLE]
 """Why an admin or officer acted (hold, Bukan Wewenang)."""
-MessageText = Annotated[str, Field(min_length=1, max_length=4000), _BEFORE, _AFTER]
+MessageText = Annotated[str, Field(min_length=1, max_length=4000), _STORABLE]
 """A follow-up, an answer, a reply: what one side tells the other."""
-NoteText = Annotated[str, Field(max_length=2000), _BEFORE, _AFTER]
+NoteText = Annotated[str, Field(max_length=2000), _STORABLE]
 """An optional remark (archive note, rating comment)."""
-NameText = Annotated[str, Field(max_length=200), _BEFORE, _AFTER]
+NameText = Annotated[str, Field(max_length=200), _STORABLE]
 """A person's name as given."""
-AddressText = Annotated[str, Field(max_length=500), _BEFORE, _AFTER]
-PlaceText = Annotated[str, Field(max_length=100), _BEFORE, _AFTER]
+AddressText = Annotated[str, Field(max_length=500), _STORABLE]
+PlaceText = Annotated[str, Field(max_length=100), _STORABLE]
 """The name of a kecamatan or kelurahan."""
 
 
