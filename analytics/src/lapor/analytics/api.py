@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import AwareDatetime, BaseModel, Field
@@ -14,6 +14,7 @@ from lapor.analytics import metrics
 from lapor.analytics.domain import Completion
 from lapor.analytics.log_facts import LogUnavailable, facts_as_of
 from lapor.analytics.read_model import completion_by_opd, load_facts
+from lapor.services.errors import invalid
 from lapor.services.runtime import Runtime, runtime_of
 from lapor.shared.events import OPD_CODE
 
@@ -140,6 +141,25 @@ class MetricsQuery:
     as_of: datetime | None = None
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+"""Nothing is asked of before the Unix epoch: the log's clock starts there (JetStream keeps
+Unix nanoseconds). It also keeps every date and instant far from the ends of the calendar,
+where converting between zones overflows (0001-01-01T00:00+14:00 is in year 0 in UTC)."""
+
+
+def _past(as_of: datetime) -> datetime:
+    """``as_of`` in UTC, if it is an instant between ``EARLIEST`` and now."""
+    try:
+        at = as_of.astimezone(UTC)
+    except OverflowError:
+        raise invalid("as_of", "out of range") from None
+    if at < EARLIEST:
+        raise invalid("as_of", f"must not be before {EARLIEST.isoformat()}")
+    if at >= datetime.now(UTC):
+        raise invalid("as_of", "must be in the past")
+    return at
+
+
 async def metrics_query(
     by: metrics.GroupBy | None = None,
     opd: Annotated[str | None, Query(pattern=OPD_CODE)] = None,
@@ -154,8 +174,14 @@ async def metrics_query(
         Query(description="A past instant (ISO 8601 with offset): figures as they stood then"),
     ] = None,
 ) -> MetricsQuery:
-    """FastAPI dependency: the query parameters of the metrics endpoints."""
-    return MetricsQuery(by, opd, date_from, date_to, as_of)
+    """FastAPI dependency: the query parameters of the metrics endpoints, checked here, so
+    that a value out of range is a 422 naming it, never a 500 halfway through."""
+    for name, day in (("from", date_from), ("to", date_to)):
+        if day is not None and day < EARLIEST.date():
+            raise invalid(name, f"must not be before {EARLIEST.date()}")
+    if date_from is not None and date_to is not None and date_to < date_from:
+        raise invalid("to", "must not be before from (both days are included)")
+    return MetricsQuery(by, opd, date_from, date_to, None if as_of is None else _past(as_of))
 
 
 Asked = Annotated[MetricsQuery, Depends(metrics_query)]
@@ -168,9 +194,7 @@ async def compute(rt: Runtime, rules: metrics.Rules, q: MetricsQuery) -> Metrics
         facts, seq = await load_facts(rt.db, opd=q.opd)
         at = datetime.now(UTC)
     else:
-        at = q.as_of.astimezone(UTC)
-        if at >= datetime.now(UTC):
-            raise HTTPException(422, "as_of must be in the past")
+        at = q.as_of  # in UTC, in the past (metrics_query)
         try:
             facts, seq = await facts_as_of(rt.js, rt.settings.subjects, at)
         except LogUnavailable as e:
@@ -203,7 +227,17 @@ Rt = Annotated[Runtime, Depends(runtime_of)]
 Rules = Annotated[metrics.Rules, Depends(rules_of)]
 
 
-@router.get("/metrics", response_model=MetricsReport, response_model_by_alias=True)
+LOG_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"description": "With as_of: the log cannot be read now; retry"}
+}
+
+
+@router.get(
+    "/metrics",
+    response_model=MetricsReport,
+    response_model_by_alias=True,
+    responses=LOG_UNAVAILABLE,
+)
 async def get_metrics(rt: Rt, rules: Rules, q: Asked) -> MetricsReport:
     """The figures agencies are judged on, overall and per group; live from the read model,
     or, with ``as_of``, recomputed from the log as it stood at that instant."""

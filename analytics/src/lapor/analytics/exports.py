@@ -25,7 +25,15 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from lapor.analytics.api import Asked, Figures, MetricsReport, Rt, Rules, compute
+from lapor.analytics.api import (
+    LOG_UNAVAILABLE,
+    Asked,
+    Figures,
+    MetricsReport,
+    Rt,
+    Rules,
+    compute,
+)
 
 exports_router = APIRouter(prefix="/exports", tags=["exports"])
 
@@ -89,14 +97,22 @@ def _response(report: MetricsReport, body: bytes, media_type: str, extension: st
     )
 
 
-@exports_router.get("/metrics.csv", response_class=Response)
+@exports_router.get(
+    "/metrics.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}}, **LOG_UNAVAILABLE},
+)
 async def export_metrics_csv(rt: Rt, rules: Rules, q: Asked) -> Response:
     """The metrics as CSV: a header, the overall row (group ``*``), one row per group."""
     report = await compute(rt, rules, q)
     return _response(report, as_csv(report), "text/csv; charset=utf-8", "csv")
 
 
-@exports_router.get("/metrics.ndjson", response_class=Response)
+@exports_router.get(
+    "/metrics.ndjson",
+    response_class=Response,
+    responses={200: {"content": {"application/x-ndjson": {}}}, **LOG_UNAVAILABLE},
+)
 async def export_metrics_ndjson(rt: Rt, rules: Rules, q: Asked) -> Response:
     """The metrics as NDJSON: one JSON object a line, the keys of the CSV's columns."""
     report = await compute(rt, rules, q)

@@ -74,6 +74,12 @@ def error_body(detail: str, errors: list[dict[str, str]] | None = None, **extra:
     return {"detail": detail, "errors": errors or [], **extra}
 
 
+def invalid(field: str, reason: str, where: str = "query") -> RequestValidationError:
+    """A 422 naming one input, for checks a type annotation cannot express:
+    ``raise invalid("as_of", "must be in the past")``."""
+    return RequestValidationError([{"loc": (where, field), "msg": reason, "type": "value_error"}])
+
+
 # --- the request size limit --------------------------------------------------------------
 
 
