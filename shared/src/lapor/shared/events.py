@@ -67,8 +67,10 @@ def _utf8(data: bytes | bytearray) -> str | bytes | bytearray:
 _STORABLE = BeforeValidator(_storable)
 
 Text = Annotated[str, _STORABLE]
-"""Free text that every read model can store: the type of every free-text field. Give
-lengths with ``Field`` on the field, or use one of the sized kinds below."""
+"""Free text that every read model can store: the type of every free-text field. Give a
+required field its lengths with ``Field``; an optional one needs a sized kind like those
+below (lengths on ``Text | None`` would be checked outside the validator and read "Value
+should have at most N items")."""
 ReasonText = Annotated[str, Field(min_length=1, max_length=2000), _STORABLE]
 """Why an admin or officer acted (hold, Bukan Wewenang)."""
 MessageText = Annotated[str, Field(min_length=1, max_length=4000), _STORABLE]
