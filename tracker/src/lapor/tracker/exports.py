@@ -37,11 +37,11 @@ from zoneinfo import ZoneInfo
 import anyio
 import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from starlette.types import Send
 
 from lapor.services.auth import AuthenticatedActor
+from lapor.services.errors import invalid
 from lapor.services.runtime import Runtime, runtime_of
 from lapor.shared.events import OPD_CODE, Actor
 from lapor.tracker.domain import Status
@@ -184,23 +184,20 @@ class ExportFilter:
     ) -> None:
         self.opd = _unit_for(actor, opd)
         self.status = status_
+        for name, day in (("received_from", received_from), ("received_to", received_to)):
+            if day is not None and day < EARLIEST:
+                raise invalid(name, f"must not be before {EARLIEST}")
         if received_from and received_to and received_to <= received_from:
-            raise RequestValidationError(
-                [
-                    {
-                        "loc": ("query", "received_to"),
-                        "msg": "must be after received_from (the period is [from, to))",
-                        "type": "value_error",
-                    }
-                ]
-            )
+            raise invalid("received_to", "must be after received_from (the period is [from, to))")
         self.received_from = received_from
         self.received_to = received_to
+        # The instants the query takes, made now: a value PostgreSQL cannot take must be
+        # refused before the 200 goes out, not found by the driver halfway through.
+        self.since = _start_of(received_from)
+        self.until = _start_of(received_to)
 
     def query(self, fmt: Format) -> tuple[str, list[Any]]:
-        rows, args = export_query(
-            self.opd, self.status, _start_of(self.received_from), _start_of(self.received_to)
-        )
+        rows, args = export_query(self.opd, self.status, self.since, self.until)
         # Tagged, so that an export is easy to tell apart in pg_stat_activity.
         return "/* tracker export */ " + fmt.select.replace("{rows}", rows), args
 
@@ -226,6 +223,12 @@ def _unit_for(actor: Actor, opd: str | None) -> str | None:
     raise HTTPException(status.HTTP_403_FORBIDDEN, "only for the admin and agency roles")
 
 
+EARLIEST = date(1970, 1, 1)
+"""No period starts before the Unix epoch: nothing was received then, and the far end of
+the calendar does not survive the trip to UTC (local midnight of 0001-01-01 in WIB is in
+year 0, which neither Python nor the driver can write)."""
+
+
 def _start_of(day: date | None) -> datetime | None:
     return datetime.combine(day, time.min, tzinfo=ZoneInfo(_zone())) if day else None
 
@@ -233,7 +236,12 @@ def _start_of(day: date | None) -> datetime | None:
 class ExportResponse(StreamingResponse):
     """A StreamingResponse that closes its body however the response ends, a client gone
     away included: the export's transaction and pooled connection are released then, not
-    whenever the garbage collector finds the suspended generator."""
+    whenever the garbage collector finds the suspended generator.
+
+    A failure after the 200 has gone out (PostgreSQL lost mid-stream) is not swallowed: it
+    propagates, the app never sends the last, closing body message, and the server drops
+    the connection without the terminating chunk. The client sees a transfer cut short,
+    never a shorter file that looks complete."""
 
     async def stream_response(self, send: Send) -> None:
         try:
