@@ -178,6 +178,7 @@ class AuditReport:
         return not self.findings
 
     def describe(self) -> list[str]:
+        """Printable lines: what came from the log (subjects, headers) is escaped."""
         verdict = "intact" if self.ok else f"{len(self.findings)} finding(s)"
         lines = [
             f"{self.stream}: {self.events} event(s) of {self.complaints} complaint(s) "
@@ -185,7 +186,7 @@ class AuditReport:
             *(f"  {f.describe()}" for f in self.findings),
             f"anchor: {self.anchor}",
         ]
-        return lines
+        return [printable(line) for line in lines]
 
 
 @dataclass(frozen=True, eq=False)
@@ -630,11 +631,40 @@ async def complaint_history(
 
 
 def describe_history(history: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Printable lines of :func:`complaint_history`."""
+    """Printable lines of :func:`complaint_history`: what came from the log (a citizen's
+    text, names, types) is escaped, so it cannot drive the auditor's terminal."""
     lines = []
     for item in history:
         when = (item["occurred_at"] or item["stored_at"] or "?")[:19]
         mark = "ok" if item["chain"] == "ok" else "BROKEN"
         lines.append(f"{item['seq']:>7}  {when}  {item['who']:<30} {item['summary']}  [{mark}]")
         lines.extend(f"{'':>9}! {problem}" for problem in item["problems"])
-    return lines
+    return [printable(line) for line in lines]
+
+
+# --- what a terminal may be shown ---------------------------------------------------------
+
+_BIDI_CONTROLS = {0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)}
+"""Marks, embeddings, overrides and isolates: they reorder what a terminal shows, so a
+line can read differently from what it holds ("Trojan Source")."""
+_LINE_BREAKS = {0x2028, 0x2029}  # some terminals break the line on them
+
+
+def printable(text: str) -> str:
+    """``text`` with everything that could act on a terminal shown as an escape instead:
+    C0 and C1 controls and DEL (ESC [ ... colour and cursor sequences, OSC titles and
+    links, BEL, a carriage return or newline that forges a line), bidirectional
+    controls and Unicode line separators; ``\\`` is doubled, so an escape in the output is
+    never something a citizen typed. Everything else, Indonesian and all, stays as is."""
+    return "".join(_escaped(c) for c in text)
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    if char == "\\":
+        return "\\\\"
+    if code < 0x20 or 0x7F <= code <= 0x9F:
+        return f"\\x{code:02x}"
+    if code in _BIDI_CONTROLS or code in _LINE_BREAKS:
+        return f"\\u{code:04x}"
+    return char
