@@ -57,15 +57,23 @@ AGENCY_LABEL = {
     Status.ON_HOLD: "Tertunda",
     Status.ARCHIVED: "Arsip",
 }
+"""What the admin and the units see (the admin's queue, a unit's list)."""
 PUBLIC_LABEL = {
     Status.RECEIVED: "Belum Terverifikasi",
     Status.DISPOSED: "Belum Ditindaklanjuti",
     Status.IN_PROGRESS: "Proses",
     Status.ANSWERED: "Proses",
     Status.CLOSED: "Selesai",
-    Status.ON_HOLD: "Proses",
-    Status.ARCHIVED: "Selesai",
+    Status.ON_HOLD: "Tertunda",
+    Status.ARCHIVED: "Arsip",
 }
+"""What everyone sees (status page, public listing). The normal path uses the four public
+statuses of SP4N-LAPOR!: Belum Terverifikasi, Belum Ditindaklanjuti, Proses, Selesai. An
+answer awaiting the reporter is still Proses: it is not finished until the reporter
+confirms or the reply period passes. Off the normal path the public is told the truth,
+not a status that flatters: on hold is Tertunda (the clock stopped, nothing moves), and
+archived is Arsip (not handled here, with where to go instead), never Selesai, which
+would count a report nobody acted on as finished. The README's table states both sets."""
 
 ARCHIVE_GUIDANCE = {
     ArchiveReason.WRONG_FORMAT: "The report could not be read; please submit it again.",
