@@ -90,7 +90,11 @@ def _invalid(field: str, reason: str) -> RequestValidationError:
     return RequestValidationError([{"loc": ("path", field), "msg": reason, "type": "value_error"}])
 
 
-@router.get("/complaints/{tracking_id}", response_model=ComplaintStatus)
+@router.get(
+    "/complaints/{tracking_id}",
+    response_model=ComplaintStatus,
+    responses={404: {"description": "No complaint with this tracking ID (yet)"}},
+)
 async def get_complaint(
     tracking_id: Annotated[str, Path(max_length=20, description="As typed, e.g. 7k3mq 9x2ab")],
     rt: Rt,
