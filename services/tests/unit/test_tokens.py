@@ -83,6 +83,9 @@ def test_a_bad_name_is_one_line() -> None:
 def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setenv("LAPOR_AUTH_SECRET", SECRET)
     monkeypatch.setenv("LAPOR_DATA_DIR", str(tmp_path))
+    # The command points the process's logging at this test's captured stderr, which is
+    # closed once the test ends: later tests would log into a closed file.
+    monkeypatch.setattr("lapor.services.cli.configure_logging", lambda *args: None)
 
 
 @pytest.mark.parametrize(
