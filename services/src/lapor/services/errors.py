@@ -56,7 +56,7 @@ class ErrorBody(BaseModel):
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorBody, "description": "The body is larger than LAPOR_MAX_REQUEST_BYTES"},
-    500: {"model": ErrorBody, "description": "Unexpected error; nothing was recorded by it"},
+    500: {"model": ErrorBody, "description": "Unexpected error; quote its correlation_id"},
 }
 """The errors every route can give (``include_router(..., responses=ERROR_RESPONSES)``)."""
 
@@ -94,7 +94,7 @@ class BodyLimit:
 
     A declared ``Content-Length`` over the limit is refused before the app runs; a body
     without one (chunked) is counted while the app reads it, and reading past the limit
-    raises ``BodyTooLarge``, so the app never holds more than ``limit`` bytes of it. Plain
+    raises ``BodyTooLarge``, so the app stops within one chunk of the limit. Plain
     ASGI, like ``Correlation``: ``@app.middleware`` would cost throughput on every request.
     """
 
