@@ -44,7 +44,7 @@ async def test_status_show_and_skip_a_stopped_read_model(settings, capsys):
         code, out = await projections(settings, capsys, "show", projection="tracker.status")
         assert code == 0 and "seq 1" in out and "an event" in out
         assert "\x1b" not in out and "\x07" not in out  # nothing reaches the terminal raw
-        assert "\\u001b]0;pwned" in out
+        assert "\\x1b]0;pwned" in out  # shown as an escape
 
         code, out = await projections(
             settings, capsys, "skip", projection="tracker.status", seq=2, reason="x", by="ops"

@@ -7,8 +7,9 @@ itself at its next attempt); when the event itself is beyond use, an operator re
 decision to skip it, with a reason, and that decision is kept, honoured by every rebuild
 and listed by ``lapor replay --verify``.
 
-Everything printed that came from the log or from an error is JSON-escaped: complaint text
-is citizens' input and must not reach an operator's terminal as control sequences.
+Everything printed that came from the log or from an error is escaped (``audit.printable``;
+an event is shown as ASCII-only JSON): complaint text is citizens' input and must not reach
+an operator's terminal as control sequences.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from datetime import datetime
 import asyncpg
 from nats.js import JetStreamContext
 
+from lapor.services.audit import printable
 from lapor.services.replay import Skip
 
 STATE = """SELECT projection, last_seq, stopped_seq, stopped_subject, stopped_reason,
@@ -44,15 +46,11 @@ class ProjectionState:
         if self.stopped_seq is None:
             return f"{line}, following"
         return (
-            f"{line}, STOPPED in front of seq {self.stopped_seq} ({quoted(self.stopped_subject)})"
+            f"{line}, STOPPED in front of seq {self.stopped_seq}"
+            f" ({printable(self.stopped_subject or '')})"
             f" since {self.stopped_since:%Y-%m-%d %H:%M:%S} after {self.stopped_attempts}"
-            f" attempt(s): {quoted(self.stopped_reason)}"
+            f" attempt(s): {printable(self.stopped_reason or '')}"
         )
-
-
-def quoted(text: str | None) -> str:
-    """Text from the log or an error, safe on a terminal: JSON-escaped, ASCII only."""
-    return json.dumps(text, ensure_ascii=True)
 
 
 async def states(conn: asyncpg.Connection) -> list[ProjectionState]:
@@ -75,8 +73,8 @@ async def stopped_event(js: JetStreamContext, stream: str, state: ProjectionStat
     try:
         shown = json.dumps(json.loads(msg.data), ensure_ascii=True, indent=2)
     except ValueError:  # not even JSON: show the bytes
-        shown = quoted(msg.data.decode("utf-8", errors="backslashreplace"))
-    return f"seq {state.stopped_seq}, subject {quoted(msg.subject)}:\n{shown}"
+        shown = printable(msg.data.decode("utf-8", errors="backslashreplace"))
+    return f"seq {state.stopped_seq}, subject {printable(msg.subject)}:\n{shown}"
 
 
 async def record_skip(

@@ -21,6 +21,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from faststream.nats import NatsBroker
 from nats.js import JetStreamContext
+from pydantic import BaseModel, Field
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -162,6 +163,20 @@ def create_service(
     return app
 
 
+class ProjectionStatus(BaseModel):
+    status: str = Field(description="ok, starting, stopped (in front of an event) or waiting")
+    checkpoint: int | None = Field(description="Last log sequence applied")
+    stopped_at: int | None = Field(default=None, description="The event it cannot apply")
+    subject: str | None = None
+    reason: str | None = None
+
+
+class Readiness(BaseModel):
+    status: str = Field(description="ready, degraded or not ready")
+    checks: dict[str, str]
+    projections: dict[str, ProjectionStatus] | None = None
+
+
 def _health_router() -> APIRouter:
     router = APIRouter(prefix="/health", tags=["health"])
 
@@ -175,8 +190,14 @@ def _health_router() -> APIRouter:
     async def live() -> dict[str, str]:
         return {"status": "alive"}
 
-    @router.get("/ready")
+    @router.get(
+        "/ready",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "NATS or PostgreSQL is down"}},
+    )
     async def ready(request: Request) -> JSONResponse:
+        """Ready when NATS and PostgreSQL answer; ``degraded`` (still 200) when a read model
+        is stopped in front of an event or waiting, with where and why."""
         rt: Runtime = request.app.state.runtime
         checks = {"nats": "ok" if rt.broker.connection.is_connected else "down"}
         if rt.pool is not None:
