@@ -7,7 +7,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: run test unit demo migrate lint fmt schemas bench clean
+.PHONY: run test unit demo migrate lint fmt schemas bench chaos clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -48,6 +48,10 @@ bench: $(VENV)/.synced  ## Benchmarks; each prints a table and writes JSON besid
 	$(VENV)/bin/python -m lapor.router.bench tests/routing/labelled_complaints.jsonl \
 		--json bench-routing.json
 	$(VENV)/bin/python tests/bench/run.py --json bench-results.json --py-spy $(VENV)/bin/py-spy
+
+chaos: $(VENV)/.synced  ## A longer soak of tests/chaos: LAPOR_CHAOS_SECONDS of faults at LAPOR_CHAOS_RATE/s
+	LAPOR_CHAOS_SECONDS=$${LAPOR_CHAOS_SECONDS:-300} LAPOR_CHAOS_RATE=$${LAPOR_CHAOS_RATE:-30} \
+		$(VENV)/bin/pytest tests/chaos -q -s
 
 clean:
 	rm -rf .venv .tools .lapor .pytest_cache .ruff_cache

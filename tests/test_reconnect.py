@@ -106,11 +106,11 @@ def postgres(pgdata: Path) -> Iterator[EmbeddedServer]:
         yield server
 
 
-async def test_services_reconnect_when_nats_restarts_on_the_same_port(tmp_path):
+async def test_services_reconnect_when_nats_restarts_on_the_same_port(servers_dir):
     port = free_port()
-    with postgres(tmp_path / "pg") as pg, contextlib.ExitStack() as servers:
+    with postgres(servers_dir / "pg") as pg, contextlib.ExitStack() as servers:
         first_nats = contextlib.ExitStack()
-        url = first_nats.enter_context(embedded_nats(tmp_path / "nats", port))
+        url = first_nats.enter_context(embedded_nats(servers_dir / "nats", port))
         async with system(own_settings(url, pg.url)) as (intake, tracker):
             await disposed(tracker, await submit(intake))
             # A longer outage too: nats-py would give up after 60 attempts (two minutes).
@@ -120,17 +120,17 @@ async def test_services_reconnect_when_nats_restarts_on_the_same_port(tmp_path):
             await ready_is(intake, 503)
             await ready_is(tracker, 503)
 
-            servers.enter_context(embedded_nats(tmp_path / "nats", port))  # same port, store
+            servers.enter_context(embedded_nats(servers_dir / "nats", port))  # same port, store
             await ready_is(intake, 200)
             await ready_is(tracker, 200)
             await disposed(tracker, await submit(intake))
 
 
 @pytest.mark.parametrize("how", ["stopped", "killed"])
-async def test_services_reconnect_when_postgresql_restarts_on_the_same_data(tmp_path, how):
+async def test_services_reconnect_when_postgresql_restarts_on_the_same_data(servers_dir, how):
     with contextlib.ExitStack() as servers:
-        url = servers.enter_context(embedded_nats(tmp_path / "nats"))
-        server = postgres_child(tmp_path / "pg")
+        url = servers.enter_context(embedded_nats(servers_dir / "nats"))
+        server = postgres_child(servers_dir / "pg")
         first_pg = contextlib.ExitStack()
         postmaster = first_pg.enter_context(running_once(server.child))
         async with system(own_settings(url, server.url)) as (intake, tracker):
@@ -150,8 +150,8 @@ async def test_services_reconnect_when_postgresql_restarts_on_the_same_data(tmp_
             await disposed(tracker, await submit(intake))
 
 
-async def test_a_pool_replaces_connections_broken_by_a_postgresql_crash(tmp_path):
-    server = postgres_child(tmp_path / "pg")
+async def test_a_pool_replaces_connections_broken_by_a_postgresql_crash(servers_dir):
+    server = postgres_child(servers_dir / "pg")
     with contextlib.ExitStack() as servers:
         first = contextlib.ExitStack()
         postmaster = first.enter_context(running_once(server.child))

@@ -46,8 +46,8 @@ async def disposed(client: httpx.AsyncClient, tracker: str, tracking_id: str) ->
     await eventually(probe, within=30, interval=0.1)
 
 
-async def test_lapor_run_restarts_a_killed_service_nats_server_and_postmaster(tmp_path):
-    system = LocalSystem.start(tmp_path / "run")
+async def test_lapor_run_restarts_a_killed_service_nats_server_and_postmaster(servers_dir):
+    system = LocalSystem.start(servers_dir / "run")
     children: dict[str, int] = {}
     try:
         await system.up()

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,6 +120,20 @@ class LocalSystem:
     def supervisor_lines(self) -> list[str]:
         text = self.output.read_text(errors="replace") if self.output.exists() else ""
         return [line for line in text.splitlines() if line.startswith("[supervisor]")]
+
+    def warnings(self) -> dict[str, int]:
+        """How often each warning or error was logged (the services log JSON lines), by
+        who logged it and what: the evidence when something did not heal."""
+        found: Counter[str] = Counter()
+        text = self.output.read_text(errors="replace") if self.output.exists() else ""
+        for line in text.splitlines():
+            with contextlib.suppress(ValueError):
+                entry = json.loads(line)
+                if isinstance(entry, dict) and entry.get("level") in ("warning", "error"):
+                    who = entry.get("projection") or entry.get("service") or entry.get("durable")
+                    what = f"{entry['level']}: {who or '-'}: {entry.get('event')}"
+                    found[f"{what} {entry.get('error', '')}"[:240].rstrip()] += 1
+        return dict(found.most_common())
 
     # --- waiting ---------------------------------------------------------------------
 

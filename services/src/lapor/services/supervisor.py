@@ -35,7 +35,7 @@ class RestartPolicy:
 
     first_delay: float = 0.5
     max_delay: float = 10.0
-    stable_after: float = 30.0
+    stable_after: float = 10.0
 
     def delay(self, failures: int) -> float:
         return min(self.first_delay * 2 ** max(failures - 1, 0), self.max_delay)

@@ -47,6 +47,18 @@ def infra() -> Iterator[Infrastructure]:
 
 
 @pytest.fixture
+def servers_dir() -> Iterator[Path]:
+    """A folder for servers a test starts and stops itself (its own nats-server,
+    PostgreSQL, or a whole ``lapor run``), removed afterwards. Not under pytest's basetemp,
+    for the reason given in ``infra``."""
+    path = Path(tempfile.mkdtemp(prefix="lapor-servers-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
 async def settings(infra: Infrastructure) -> AsyncIterator[Settings]:
     """Settings for one test: a fresh subject root and database, bootstrapped."""
     name = f"t{uuid.uuid4().hex[:12]}"
