@@ -299,3 +299,25 @@ async def test_every_projection_is_total_over_valid_events_in_any_order(settings
         assert await rows(conn, projection) == one_by_one
     finally:
         await conn.close()
+
+
+async def test_a_batch_with_a_gap_applies_the_run_before_it_and_waits_for_the_rest(settings):
+    """Redeliveries can come in any order (a stopped process's messages come back when
+    their acknowledgement time runs out): what follows the checkpoint without a gap is
+    applied, the rest waits for the missing event; nothing is skipped, nothing refused."""
+    projection = installed_projections()["tracker.status"]
+    log = interleaved_log(seed=17, complaints=10)
+    expected = await reference_rows(settings, projection, log)
+    received = receive(await log_messages(settings, log))
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+    try:
+        missing = 6
+        without = [r for r in received if r.seq != missing]
+        progress = await project(pool, projection, without)
+        assert (progress.last_seq, progress.missing, progress.stop) == (missing - 1, missing, None)
+        progress = await project(pool, projection, received[missing - 1 :])  # it came back
+        assert (progress.last_seq, progress.missing) == (len(log), None)
+        async with pool.acquire() as conn:
+            assert await rows(conn, projection) == expected
+    finally:
+        await pool.close()

@@ -154,15 +154,14 @@ class Projection(Protocol):
     async def apply(self, conn: asyncpg.Connection, batch: Sequence[Applied]) -> None: ...
 
 
-class OutOfOrder(Exception):
-    """A batch would skip a sequence: wait for the missing one instead of losing it."""
-
-
 UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
+    # Seen right after a postmaster was killed: "cannot switch to state 15; another
+    # operation (2) is in progress" on a connection the crash left half-used.
+    asyncpg.InternalClientError,
     OSError,
     TimeoutError,
 )
@@ -205,20 +204,25 @@ class Stop:
 
 @dataclass(frozen=True)
 class Progress:
-    """What one call of ``project`` did: the new checkpoint, and the stop if it stopped."""
+    """What one call of ``project`` did: the new checkpoint, the stop if it stopped, and
+    the first sequence missing if the batch had a gap (what follows the gap is not applied:
+    it waits for the missing one)."""
 
     applied: int
     last_seq: int
     stop: Stop | None = None
+    missing: int | None = None
 
 
 async def project(pool: asyncpg.Pool, projection: Projection, received: list[Received]) -> Progress:
     """Apply received messages and advance the checkpoint in one transaction.
 
-    Messages at or below the checkpoint are redeliveries and are skipped; a gap raises
-    ``OutOfOrder``. An event that cannot be applied is never left out: the events before
-    it are applied, the checkpoint stops in front of it, and the stop is recorded with the
-    checkpoint; only an operator's recorded decision (``projection_skips``) lets it pass.
+    Messages at or below the checkpoint are redeliveries and are skipped; the run that
+    follows the checkpoint without a gap is applied, and what comes after a gap is left
+    for later (``Progress.missing``). An event that cannot be applied is never left out:
+    the events before it are applied, the checkpoint stops in front of it, and the stop is
+    recorded with the checkpoint; only an operator's recorded decision
+    (``projection_skips``) lets it pass.
     """
     async with pool.acquire() as conn, conn.transaction():
         # The row lock holds a concurrent swap off; the skips come in the same round trip.
@@ -229,7 +233,7 @@ async def project(pool: asyncpg.Pool, projection: Projection, received: list[Rec
                                          WHERE s.projection = $1 AND s.seq > last_seq)""",
             projection.name,
         )
-        todo = _after(projection, first, received)
+        todo, missing = _front(first, received)
         last, stop = await _apply(conn, projection, todo, first, frozenset(skips))
         await conn.execute(
             """UPDATE projection_checkpoints SET
@@ -246,20 +250,21 @@ async def project(pool: asyncpg.Pool, projection: Projection, received: list[Rec
             stop.subject if stop else None,
             stop.reason if stop else None,
         )
-    return Progress(last - first, last, stop)
+    return Progress(last - first, last, stop, None if stop else missing)
 
 
-def _after(projection: Projection, checkpoint: int, received: list[Received]) -> list[Received]:
-    """The messages after the checkpoint, which must follow it without a gap."""
+def _front(checkpoint: int, received: list[Received]) -> tuple[list[Received], int | None]:
+    """The messages that follow the checkpoint without a gap, and the first sequence
+    missing if later ones came without it."""
     todo, last = [], checkpoint
     for r in received:
         if r.seq <= last:
             continue
         if r.seq != last + 1:
-            raise OutOfOrder(f"{projection.name}: at {last}, got {r.seq}")
+            return todo, last + 1
         todo.append(r)
         last = r.seq
-    return todo
+    return todo, None
 
 
 async def _apply(

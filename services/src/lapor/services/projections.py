@@ -21,7 +21,6 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from lapor.services.consumers import (
-    OutOfOrder,
     Projection,
     Received,
     Stop,
@@ -156,9 +155,16 @@ class ProjectionHealth:
 
 
 class ProjectionHandler:
-    """Applies each fetched batch to one projection and settles it: acknowledges what was
-    applied, and has the rest delivered again after a delay that grows with each failure
-    of this projection (not with how often a message happened to be delivered)."""
+    """Applies each fetched batch to one projection and settles it.
+
+    What is applied is acknowledged (one ack: the consumer's ``AckPolicy.ALL``). What
+    cannot be applied yet, because PostgreSQL is away or an event stops the projection,
+    is **kept** and tried again after a delay that doubles with each failure of this
+    projection, while NATS is told it is still in progress. Sending it back instead (a
+    nak with delay) scattered a batch over many redelivery times, after which no batch
+    held the next events in order again: seen as read models stuck for minutes after a
+    PostgreSQL restart under load.
+    """
 
     def __init__(self, runtime: Runtime, projection: Projection) -> None:
         self.runtime = runtime
@@ -166,43 +172,48 @@ class ProjectionHandler:
         self.health = ProjectionHealth(projection.name)
 
     async def __call__(self, msgs: list[Msg]) -> int:
-        received = receive(msgs)
-        try:
-            progress = await project(self.runtime.db, self.projection, received)
-        except OutOfOrder:
-            await _nak(received, after=0, delay=0.05)  # the missing one is on its way
-            return 0
-        except Exception as e:  # PostgreSQL away, or a fault outside any one event
-            self._failed(error=f"{type(e).__name__}: {e}")
-            log.warning("projection waiting", projection=self.projection.name, error=repr(e))
-            await _nak(received, after=0, delay=self._delay())
-            return 0
-        done = [r for r in received if r.seq <= progress.last_seq]
-        if done:
-            await done[-1].msg.ack()  # AckPolicy.ALL: one ack for the whole batch
-        if progress.stop is None:
+        pending, applied = receive(msgs), 0
+        while pending:
+            try:
+                progress = await project(self.runtime.db, self.projection, pending)
+            except Exception as e:  # PostgreSQL away, or a fault outside any one event
+                self._failed(error=f"{type(e).__name__}: {e}")
+                log.warning("projection waiting", projection=self.projection.name, error=repr(e))
+                await _hold(pending, self._delay())
+                continue
+            applied += progress.applied
+            done = [r for r in pending if r.seq <= progress.last_seq]
+            if done:
+                await done[-1].msg.ack()
+            pending = [r for r in pending if r.seq > progress.last_seq]
+            if progress.stop is not None:
+                self._stopped(progress.stop, progress.last_seq)
+                await _hold(pending, self._delay())
+                continue
             self.health = ProjectionHealth(self.projection.name, "ok", progress.last_seq)
-        else:
-            self._failed(stop=progress.stop, checkpoint=progress.last_seq)
-            log.error(
-                "projection stopped in front of an event it cannot apply",
-                projection=self.projection.name,
-                seq=progress.stop.seq,
-                subject=progress.stop.subject,
-                reason=progress.stop.reason,
-                attempts=self.health.failures,
-            )
-            await _nak(received, after=progress.last_seq, delay=self._delay())
-        return progress.applied
+            if pending:  # after a gap: back to the log, to come again with the missing one
+                await _nak(pending, delay=GAP_DELAY_SECONDS)
+            return applied
+        return applied
+
+    def _stopped(self, stop: Stop, checkpoint: int) -> None:
+        self._failed(stop=stop, checkpoint=checkpoint)
+        log.error(
+            "projection stopped in front of an event it cannot apply",
+            projection=self.projection.name,
+            seq=stop.seq,
+            subject=stop.subject,
+            reason=stop.reason,
+            attempts=self.health.failures,
+        )
 
     def _failed(
         self, *, error: str | None = None, stop: Stop | None = None, checkpoint: int | None = None
     ) -> None:
         h = self.health
-        status = "stopped" if stop else "waiting"
         self.health = ProjectionHealth(
             h.name,
-            status,
+            "stopped" if stop else "waiting",
             h.checkpoint if checkpoint is None else checkpoint,
             stop,
             error,
@@ -215,10 +226,27 @@ class ProjectionHandler:
         return min(growing, settings.projection_retry_max_seconds)
 
 
-async def _nak(received: list[Received], *, after: int, delay: float) -> None:
+GAP_DELAY_SECONDS = 0.2
+"""How long what followed a gap waits before it is delivered again (the missing event is
+one a stopped process fetched; it comes back when its acknowledgement time runs out)."""
+KEEP_ALIVE_SECONDS = 10.0
+"""How often held messages are reported in progress (well inside the 30 s ack wait)."""
+
+
+async def _hold(held: list[Received], delay: float) -> None:
+    """Wait ``delay`` seconds keeping ``held`` from being delivered again meanwhile."""
+    while delay > 0:
+        for r in held:
+            with contextlib.suppress(Exception):  # NATS away: redelivered later, harmless
+                await r.msg.in_progress()
+        step = min(delay, KEEP_ALIVE_SECONDS)
+        await asyncio.sleep(step)
+        delay -= step
+
+
+async def _nak(received: list[Received], *, delay: float) -> None:
     for r in received:
-        if r.seq > after:
-            await r.msg.nak(delay=delay)
+        await r.msg.nak(delay=delay)
 
 
 def projection_follower(runtime: Runtime, handler: ProjectionHandler) -> LogFollower:

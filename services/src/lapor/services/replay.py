@@ -221,6 +221,8 @@ async def _rebuild(
                 # Each projection has its own tables and checkpoint: write them side by
                 # side, so that one's round trips overlap the others'.
                 progress = await asyncio.gather(*(project(pool, p, received) for p in going))
+                if any(g.missing is not None for g in progress):
+                    raise RuntimeError(f"the log was read with a gap before {received[-1].seq}")
                 stops.update({s.projection: s for s in (g.stop for g in progress) if s})
                 going = [p for p in going if p.name not in stops]
                 if not going:
