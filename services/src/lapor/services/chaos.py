@@ -26,6 +26,7 @@ import httpx
 import psutil
 from pydantic import SecretStr
 
+from lapor.services.infra import RUN_FILE
 from lapor.services.settings import Settings
 from lapor.services.supervisor import stop_process
 
@@ -92,7 +93,7 @@ class LocalSystem:
 
     def described(self) -> dict | None:
         """``run.json``: written once everything is up, removed when it stops."""
-        path = self.data_dir / "run.json"
+        path = self.data_dir / RUN_FILE
         return json.loads(path.read_text()) if path.exists() else None
 
     @property

@@ -27,7 +27,12 @@ from pydantic import SecretStr
 
 from lapor.services.auth import issue_token
 from lapor.services.bootstrap import bootstrap
-from lapor.services.infra import Infrastructure, infrastructure, supervised_infrastructure
+from lapor.services.infra import (
+    RUN_FILE,
+    Infrastructure,
+    infrastructure,
+    supervised_infrastructure,
+)
 from lapor.services.logging import configure_logging
 from lapor.services.settings import Settings
 from lapor.services.supervisor import Supervised
@@ -192,8 +197,7 @@ async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
             outcome = "not swapped: the rebuild stopped" if args.swap else "rebuild stopped"
         else:
             outcome = "swapped" if args.swap else f"{len(verdict.differences)} difference(s)"
-        print(f"{name}: {outcome}")
-        print("\n".join(verdict.describe()))
+        print(f"{name}: {outcome}", *verdict.describe(), sep="\n")
     return 0 if all(v.clean for v in report.values()) else 1
 
 
@@ -350,11 +354,6 @@ def run_local(settings: Settings, names: list[str], host: str, base_port: int = 
     return 0
 
 
-RUN_FILE = "run.json"
-"""In the data folder while ``lapor run`` runs: the URLs of the servers and services, for
-tools (a chaos test) to find them. ``pids.json`` beside it names every child's pid."""
-
-
 def _service_env(settings: Settings) -> dict[str, str]:
     assert settings.nats_url and settings.database_url and settings.auth_secret
     return {
@@ -382,7 +381,9 @@ def _announce(data_dir: Path, infra: Infrastructure, host: str, ports: dict[str,
     urls = {name: f"http://{host}:{port}" for name, port in ports.items()}
     described = {"nats_url": infra.nats_url, "database_url": infra.database_url, "services": urls}
     (data_dir / RUN_FILE).write_text(json.dumps(described, indent=2))
-    print(f"\nlapor is running ({infra.kind} infrastructure: {infra.nats_url})")
+    print(f"\nlapor is running ({infra.kind} infrastructure)")
+    print(f"  NATS       {infra.nats_url}\n  PostgreSQL {infra.database_url}")
+    print("  (lapor replay, audit and projections find this system by its data folder)")
     for name, url in urls.items():
         print(f"  {name:<10} {url}  (docs: /docs)")
     if "intake" in urls:

@@ -41,12 +41,32 @@ POSTGRES_IMAGE = "postgres:16-alpine"
 class Infrastructure:
     nats_url: str
     database_url: str
-    kind: str  # "given", "docker" or "embedded"
+    kind: str  # "given", "docker", "embedded" or "running" (a lapor run's)
+
+
+RUN_FILE = "run.json"
+"""In the data folder while ``lapor run`` runs: the URLs of its servers and services, so
+that operations commands (``lapor replay``, ``audit``, ``projections``) and tools find the
+running local system instead of starting servers of their own on its data."""
+
+
+class DataDirInUse(RuntimeError):
+    """Another lapor process holds the data folder."""
+
+
+def running_system(data_dir: Path) -> Infrastructure | None:
+    """The local system ``lapor run`` is running on ``data_dir``, if it is."""
+    try:
+        described = json.loads((data_dir / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return Infrastructure(described["nats_url"], described["database_url"], "running")
 
 
 @contextlib.contextmanager
 def infrastructure(settings: Settings) -> Iterator[Infrastructure]:
-    """Yield reachable NATS and PostgreSQL URLs, starting local servers if none are given."""
+    """Yield reachable NATS and PostgreSQL URLs: the given ones, those of the local system
+    ``lapor run`` is running on the data folder, or local servers started for the block."""
     with contextlib.ExitStack() as stack:
         nats_url, db_url = settings.nats_url, settings.database_url
         kind = "given"
@@ -55,7 +75,16 @@ def infrastructure(settings: Settings) -> Iterator[Infrastructure]:
             kind = "docker" if use_docker else "embedded"
             data = settings.data_dir.resolve()
             if not use_docker:
-                stack.enter_context(exclusive(data))
+                try:
+                    stack.enter_context(exclusive(data))
+                except DataDirInUse:
+                    running = running_system(data)
+                    if running is None:
+                        raise
+                    yield Infrastructure(
+                        nats_url or running.nats_url, db_url or running.database_url, "running"
+                    )
+                    return
             if nats_url is None:
                 nats_url = stack.enter_context(
                     docker_nats() if use_docker else embedded_nats(data / "nats")
@@ -326,7 +355,7 @@ def exclusive(data_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RuntimeError(f"{data_dir} is in use by another lapor process") from None
+            raise DataDirInUse(f"{data_dir} is in use by another lapor process") from None
         yield
 
 
