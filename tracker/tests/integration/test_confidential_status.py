@@ -102,7 +102,7 @@ async def test_confidential_status_is_whole_only_for_its_reporter_unit_and_admin
             {"X-Reporter-Secret": "NOT-THE-SECRET"},
             {"Authorization": "Bearer not-a-token"},
             {"Authorization": "Basic c2l0aTpyYWhhc2lh"},
-            {"Authorization": f"Bearer {issue_token('another-deployment', 'admin')}"},
+            {"Authorization": f"Bearer {issue_token('another-deployment-with-its-own-secret', 'admin')}"},
             {"Authorization": f"Bearer {issue_token(key, 'admin', ttl=-60)}"},  # expired
         ):
             assert await page_as(outsider) == public, outsider
