@@ -19,7 +19,6 @@ import sys
 import time
 import warnings
 from datetime import datetime
-from importlib.metadata import entry_points
 from pathlib import Path
 
 import httpx
@@ -27,6 +26,7 @@ from pydantic import SecretStr
 
 from lapor.services.auth import issue_token
 from lapor.services.bootstrap import bootstrap
+from lapor.services.discovery import installed_services, local_ports
 from lapor.services.infra import (
     RUN_FILE,
     Infrastructure,
@@ -42,22 +42,10 @@ EXAMPLE = (
     ' "body": "Jalan di depan Pasar Flamboyan berlubang besar", "category": "jalan"}\''
 )
 
-BASE_PORT = 8080
-SERVICES = ("intake", "tracker", "analytics", "router")
-"""In the order ``lapor run`` starts them and gives them ports: the base port and up."""
-
-
-def service_ports(base_port: int = BASE_PORT) -> dict[str, int]:
-    return {name: base_port + i for i, name in enumerate(SERVICES)}
-
-
-# Local ports, in the order the services are listed by `lapor run`.
-PORTS = service_ports()
-
-
-def service_factories() -> dict[str, object]:
-    """Installed services, from the ``lapor.services`` entry point group."""
-    return {ep.name: ep for ep in entry_points(group="lapor.services")}
+def default_url(name: str) -> str | None:
+    """Where a service installed here listens when ``lapor run`` runs it on its own port."""
+    service = installed_services().get(name)
+    return None if service is None else f"http://127.0.0.1:{service.port}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument(
         "--base-port",
         type=int,
-        default=BASE_PORT,
-        help="intake listens on it, tracker, analytics and router on the next three",
+        help="intake listens on it, tracker, analytics and router on the next three "
+        "(default: each service's own port, 8080 and up)",
     )
     serve = sub.add_parser("serve", help="run one service")
     serve.add_argument("service")
@@ -120,9 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     users.add_argument("output", type=Path, help="file for the authorization block (0600)")
     demo = sub.add_parser("demo", help="submit a demo batch to a running system")
-    demo.add_argument("--intake", default=f"http://127.0.0.1:{PORTS['intake']}")
-    demo.add_argument("--tracker", default=f"http://127.0.0.1:{PORTS['tracker']}")
-    demo.add_argument("--analytics", default=f"http://127.0.0.1:{PORTS['analytics']}")
+    for name in ("intake", "tracker", "analytics"):
+        url = default_url(name)
+        demo.add_argument(f"--{name}", default=url, required=url is None)
     args = parser.parse_args(argv)
 
     settings = with_local_secret(Settings())
@@ -295,38 +283,37 @@ def _with_urls(settings: Settings, infra) -> Settings:
     )
 
 
-STATELESS = frozenset({"intake"})
-"""Services that may run as several processes (or replicas): they follow no log in order."""
-
-
 def serve_one(settings: Settings, name: str, host: str, port: int, workers: int = 1) -> int:
     import uvicorn
 
-    factories = service_factories()
-    if name not in factories:
-        print(f"unknown service {name!r}; installed: {', '.join(sorted(factories))}")
+    services = installed_services()
+    if name not in services:
+        print(f"unknown service {name!r}; installed: {', '.join(sorted(services))}")
         return 2
+    service = services[name]
     options = {"host": host, "port": port, "log_level": "warning", "access_log": False}
     if workers > 1:
-        if name not in STATELESS:
+        if not service.stateless:
             print(f"{name} follows the log in order: run one process (--workers 1)")
             return 2
         # Each worker builds its app from the environment, as a container would.
         if settings.auth_secret is not None:
             os.environ["LAPOR_AUTH_SECRET"] = settings.auth_secret.get_secret_value()
-        uvicorn.run(factories[name].value, factory=True, workers=workers, **options)
+        uvicorn.run(service.app, factory=True, workers=workers, **options)
         return 0
-    uvicorn.run(factories[name].load()(settings), **options)
+    uvicorn.run(service.create_app(settings), **options)
     return 0
 
 
-def run_local(settings: Settings, names: list[str], host: str, base_port: int = BASE_PORT) -> int:
+def run_local(
+    settings: Settings, names: list[str], host: str, base_port: int | None = None
+) -> int:
     """Start (or use) NATS and PostgreSQL, migrate, and run each service in its own process,
     as they would run in production, all under a supervisor: whichever dies is started
     again (the embedded servers on the same port and data). Ctrl-C or TERM stops
     everything, the services first."""
-    names = names or [n for n in SERVICES if n in service_factories()]
-    ports = {name: port for name, port in service_ports(base_port).items() if name in names}
+    every = local_ports(installed_services(), base_port)
+    ports = {name: port for name, port in every.items() if not names or name in names}
     # Ctrl-C or a TERM from a process manager: both stop everything in order. (A shell that
     # starts us in the background may have set SIGINT to "ignore"; take it back.)
     signal.signal(signal.SIGINT, signal.default_int_handler)
