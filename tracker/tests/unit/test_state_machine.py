@@ -19,8 +19,9 @@ from lapor.shared.events import (
     ComplaintRouted,
     FollowUpPosted,
 )
+from lapor.shared.lifecycle import evolve
 from lapor.tracker import domain
-from lapor.tracker.domain import RULES, Forbidden, NotAllowed, NotFound, Status, evolve
+from lapor.tracker.domain import RULES, Forbidden, NotAllowed, NotFound, Status
 
 AT = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 CID = "7K3MQ-9X2AB"

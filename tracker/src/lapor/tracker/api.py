@@ -40,11 +40,12 @@ from lapor.shared.events import (
     NoteText,
     ReasonText,
 )
+from lapor.shared.lifecycle import Lifecycle, evolve
 from lapor.shared.registry import load_registry
 from lapor.shared.tracking import PATTERN as TRACKING_ID
 from lapor.shared.tracking import normalise
 from lapor.tracker import domain
-from lapor.tracker.domain import ComplaintState, Forbidden, NotAllowed, NotFound, Status
+from lapor.tracker.domain import Forbidden, NotAllowed, NotFound, Status
 from lapor.tracker.read_model import complaint_view, list_complaints
 
 router = APIRouter(tags=["tracker"])
@@ -485,7 +486,7 @@ async def _act(
             state.status,
             domain.allowed_actions(state, actor.role),
         )
-    after = domain.evolve(state, event, tracking_id, env.occurred_at)
+    after = evolve(state, event, tracking_id, env.occurred_at)
     assert after is not None
     return ActionAccepted(
         tracking_id=tracking_id,
@@ -502,13 +503,11 @@ def _conflict(detail: str, current: Status, allowed: list[str]) -> JSONResponse:
     )
 
 
-async def load_state(store: EventStore, tracking_id: str) -> tuple[ComplaintState | None, int]:
+async def load_state(store: EventStore, tracking_id: str) -> tuple[Lifecycle | None, int]:
     """The complaint's state folded from the log, and the sequence it was read at."""
-    state: ComplaintState | None = None
+    state: Lifecycle | None = None
     last_seq = 0
     for stored in await store.load(tracking_id):
-        state = domain.evolve(
-            state, decode(stored.envelope), tracking_id, stored.envelope.occurred_at
-        )
+        state = evolve(state, decode(stored.envelope), tracking_id, stored.envelope.occurred_at)
         last_seq = stored.seq
     return state, last_seq

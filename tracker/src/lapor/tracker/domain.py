@@ -1,9 +1,9 @@
 """The complaint's state machine (SP4N-LAPOR! lifecycle), free of I/O.
 
-The state is folded from the complaint's events (``evolve``); a command checks the actor
-and the state and returns the event to append (``decide``), or raises. The same ``evolve``
-feeds the status read model, so what may be done and what the tracker shows can never
-disagree.
+The state is the complaint's life folded from its events (``lapor.shared.lifecycle``); a
+command checks the actor and the state and returns the event to append (``decide``), or
+raises. The same fold feeds the status read model, so what may be done and what the
+tracker shows can never disagree.
 
 The states and the actions between them are in ``RULES`` below; the README draws them.
 """
@@ -11,10 +11,7 @@ The states and the actions between them are in ``RULES`` below; the README draws
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import datetime
-from enum import StrEnum
-from typing import Any
+from dataclasses import dataclass
 
 from lapor.shared.envelope import Event
 from lapor.shared.events import (
@@ -26,7 +23,6 @@ from lapor.shared.events import (
     ComplaintDisposed,
     ComplaintPutOnHold,
     ComplaintRated,
-    ComplaintReceived,
     ComplaintReopened,
     ComplaintResolved,
     ComplaintResumed,
@@ -36,17 +32,7 @@ from lapor.shared.events import (
     FollowUpPosted,
     ReporterReplied,
 )
-
-
-class Status(StrEnum):
-    RECEIVED = "received"
-    DISPOSED = "disposed"
-    IN_PROGRESS = "in_progress"
-    ANSWERED = "answered"
-    CLOSED = "closed"
-    ON_HOLD = "on_hold"
-    ARCHIVED = "archived"
-
+from lapor.shared.lifecycle import Lifecycle, Status
 
 AGENCY_LABEL = {
     Status.RECEIVED: "Belum Terverifikasi",
@@ -86,67 +72,6 @@ ARCHIVE_GUIDANCE = {
     ArchiveReason.CORRUPTION_CASE: "Report corruption to the KPK (kws.kpk.go.id) or the "
     "Attorney General's office.",
 }
-
-
-@dataclass(frozen=True)
-class ComplaintState:
-    complaint_id: str
-    status: Status
-    received_at: datetime
-    updated_at: datetime
-    opd: str | None = None
-    opd_name: str | None = None
-    proposal: ComplaintRouted | None = None
-    held_from: Status | None = None
-    declined_by: tuple[str, ...] = ()
-    followed_up: bool = False
-    rating: int | None = None
-
-
-def evolve(
-    state: ComplaintState | None, event: Event, complaint_id: str, at: datetime
-) -> ComplaintState | None:
-    """The state after ``event``. Events are facts: one that does not fit the state is
-    recorded but changes nothing (the log is the truth; commands enforce the rules)."""
-    if isinstance(event, ComplaintReceived):
-        return state or ComplaintState(complaint_id, Status.RECEIVED, at, at)
-    if state is None:
-        return None
-    return replace(state, updated_at=at, **_changes(state, event))
-
-
-def _changes(state: ComplaintState, event: Event) -> dict[str, Any]:
-    """What ``event`` changes in ``state`` (besides ``updated_at``)."""
-    match event:
-        case ComplaintRouted():
-            return {"proposal": event}
-        case ComplaintDisposed(opd=opd, opd_name=name):
-            return {"status": Status.DISPOSED, "opd": opd, "opd_name": name, "proposal": None}
-        case FollowUpPosted():
-            return {"status": Status.IN_PROGRESS, "followed_up": True}
-        case ComplaintResolved():
-            return {"status": Status.ANSWERED, "followed_up": True}
-        case ComplaintReopened():
-            return {"status": Status.IN_PROGRESS}
-        case ComplaintClosed():
-            return {"status": Status.CLOSED}
-        case ComplaintRated(stars=stars):
-            return {"rating": stars}
-        case ComplaintPutOnHold():
-            return {"status": Status.ON_HOLD, "held_from": state.status}
-        case ComplaintResumed():
-            return {"status": state.held_from or Status.RECEIVED, "held_from": None}
-        case ComplaintArchived():
-            return {"status": Status.ARCHIVED}
-        case AuthorityDeclined(opd=opd):
-            return {
-                "status": Status.RECEIVED,
-                "opd": None,
-                "opd_name": None,
-                "followed_up": False,
-                "declined_by": (*state.declined_by, opd),
-            }
-    return {}  # replies, deadline notices: history only
 
 
 # --- commands ---------------------------------------------------------------------
@@ -192,11 +117,11 @@ RULES: dict[str, Rule] = {
 }
 
 
-def allowed_actions(state: ComplaintState, role: str) -> list[str]:
+def allowed_actions(state: Lifecycle, role: str) -> list[str]:
     return [a for a, r in RULES.items() if r.role == role and state.status in r.states]
 
 
-def authorize(state: ComplaintState | None, actor: Actor, action: str) -> ComplaintState:
+def authorize(state: Lifecycle | None, actor: Actor, action: str) -> Lifecycle:
     """Check who may do ``action`` on this complaint in its present state."""
     rule = RULES[action]
     if actor.role != rule.role:
@@ -222,10 +147,10 @@ def reads_confidential(reader: Actor | None, opd: str | None) -> bool:
     return reader.role in ("reporter", "admin")
 
 
-Command = Callable[[ComplaintState], Event]
+Command = Callable[[Lifecycle], Event]
 
 
-def decide(state: ComplaintState | None, actor: Actor, action: str, command: Command) -> Event:
+def decide(state: Lifecycle | None, actor: Actor, action: str, command: Command) -> Event:
     """Authorize, then build the event the command produces."""
     return command(authorize(state, actor, action))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -12,14 +13,13 @@ from lapor.services.bulk import BulkWriter
 from lapor.services.consumers import Applied
 from lapor.shared.calendar import WorkingCalendar
 from lapor.shared.events import (
-    ComplaintDisposed,
     ComplaintReceived,
-    ComplaintRouted,
     DeadlineStep,
 )
+from lapor.shared.lifecycle import Lifecycle, Status, evolve
 from lapor.tracker import deadlines
 from lapor.tracker.deadlines import Clock, DeadlinePolicy
-from lapor.tracker.domain import ComplaintState, Status, evolve, note_of
+from lapor.tracker.domain import note_of
 from lapor.tracker.timers import Timer, next_timer
 
 OVERDUE = "coalesce(breached OR (clock_paused_at IS NULL AND due_at < now()), false) AS overdue"
@@ -32,10 +32,10 @@ class _Complaint:
 
     fixed: tuple[Any, ...]
     """The columns set once, at receipt: ``_FIXED``."""
-    state: ComplaintState
+    state: Lifecycle
     timer: Timer
-    proposed_opd: str | None
     last_seq: int
+    updated_at: datetime
 
 
 _FIXED = ("report_type", "channel", "category", "title", "anonymous", "confidential")
@@ -109,12 +109,9 @@ class StatusProjection:
             if complaint is None:
                 assert isinstance(event, ComplaintReceived)  # evolve starts with nothing else
                 fixed = tuple(getattr(event, column) for column in _FIXED)
-                complaint = complaints[cid] = _Complaint(fixed, after, timer, None, stored.seq)
+                complaint = complaints[cid] = _Complaint(fixed, after, timer, stored.seq, at)
             complaint.state, complaint.timer, complaint.last_seq = after, timer, stored.seq
-            if isinstance(event, ComplaintRouted):
-                complaint.proposed_opd = event.opd
-            elif isinstance(event, ComplaintDisposed):
-                complaint.proposed_opd = None
+            complaint.updated_at = at
             changed[cid] = complaint
             history.append((stored.seq, cid, env.type, after.status, after.opd, note_of(event), at))
         if changed:
@@ -134,9 +131,9 @@ class StatusProjection:
             state.opd_name,
             *complaint.fixed,
             state.received_at,
-            state.updated_at,
+            complaint.updated_at,
             complaint.last_seq,
-            complaint.proposed_opd,
+            state.proposed_opd,
             state.declined_by,
             state.held_from,
             state.followed_up,
@@ -153,21 +150,20 @@ class StatusProjection:
 
 
 def _from_row(row: asyncpg.Record) -> _Complaint:
-    state = ComplaintState(
+    state = Lifecycle(
         complaint_id=row["tracking_id"],
         status=Status(row["status"]),
         received_at=row["received_at"],
-        updated_at=row["updated_at"],
         opd=row["opd"],
+        proposed_opd=row["proposed_opd"],
         opd_name=row["opd_name"],
         held_from=Status(row["held_from"]) if row["held_from"] else None,
         declined_by=tuple(row["declined_by"]),
         followed_up=row["followed_up"],
         rating=row["rating"],
     )
-    return _Complaint(
-        tuple(row[c] for c in _FIXED), state, _timer(row), row["proposed_opd"], row["last_seq"]
-    )
+    fixed = tuple(row[c] for c in _FIXED)
+    return _Complaint(fixed, state, _timer(row), row["last_seq"], row["updated_at"])
 
 
 def projection_from_env() -> StatusProjection:

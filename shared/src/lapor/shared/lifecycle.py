@@ -1,0 +1,174 @@
+"""What a complaint's events mean, folded into one state: the single place that says
+which event makes a complaint whose (its unit), in which status, and since when.
+
+Every reader folds with ``evolve`` and keeps the fields it needs: the tracker's status
+read model and commands, the agency fan-out (who holds a complaint), analytics (the
+instants and counts the figures are made of). So an event's meaning is written once, and
+``CHANGES`` names every event type of a complaint: a new one that is not given its
+meaning here fails ``test_lifecycle``.
+
+Fields fold independently of each other, except where noted (``held_from`` with
+``status``, ``follow_up_clock_at`` with ``first_follow_up_at``): a reader that keeps only
+some of them (rebuilding the rest as defaults) still folds those exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from lapor.shared.envelope import Event
+from lapor.shared.events import (
+    AuthorityDeclined,
+    ComplaintArchived,
+    ComplaintClosed,
+    ComplaintDisposed,
+    ComplaintPutOnHold,
+    ComplaintRated,
+    ComplaintReceived,
+    ComplaintReopened,
+    ComplaintResolved,
+    ComplaintResumed,
+    ComplaintRouted,
+    DeadlineBreached,
+    DeadlineWarned,
+    FollowUpPosted,
+    ReporterReplied,
+)
+
+
+class Status(StrEnum):
+    """Where a complaint stands (the labels people see are the tracker's)."""
+
+    RECEIVED = "received"
+    DISPOSED = "disposed"
+    IN_PROGRESS = "in_progress"
+    ANSWERED = "answered"
+    CLOSED = "closed"
+    ON_HOLD = "on_hold"
+    ARCHIVED = "archived"
+
+
+@dataclass(frozen=True, slots=True)
+class Lifecycle:
+    """A complaint's life so far (perjalanan laporan)."""
+
+    complaint_id: str
+    received_at: datetime
+    status: Status = Status.RECEIVED
+    opd: str | None = None
+    """The unit it is disposed to now (its owner); none while it awaits a disposition."""
+    opd_name: str | None = None
+    proposed_opd: str | None = None
+    """The unit the router proposes, awaiting the admin's disposition."""
+    held_from: Status | None = None
+    """While on hold (Tertunda): the status it resumes to."""
+    declined_by: tuple[str, ...] = ()
+    """Units that said "not our authority" (Bukan Wewenang): never proposed again."""
+    followed_up: bool = False
+    """The unit it is disposed to has followed it up (tindak lanjut) or answered it."""
+    disposed_at: datetime | None = None
+    """The first disposition."""
+    follow_up_clock_at: datetime | None = None
+    """The latest disposition before the first follow-up: when that deadline started."""
+    first_follow_up_at: datetime | None = None
+    """The first follow-up or answer (an answer counts as a follow-up)."""
+    closed_at: datetime | None = None
+    """Finished (Selesai: confirmed, or no reply in time); a reopening clears it."""
+    archived_at: datetime | None = None
+    """The first archiving (Arsip)."""
+    hops: int = 0
+    """Wrong-door hops: how many times a unit declined it."""
+    breaches: int = 0
+    """Deadline breaches, of any step."""
+    rating: int | None = None
+    """The reporter's latest rating, 1 to 5 stars."""
+
+
+L = TypeVar("L", bound="Lifecycle")
+
+
+def evolve(state: L | None, event: Event, complaint_id: str, at: datetime) -> L | None:
+    """The life after ``event``, which happened at ``at``: ``state`` itself (the very
+    object) if the event changes nothing, so a reader can tell cheaply. Events are facts:
+    one that does not fit the state is kept but changes nothing (the log is the truth;
+    commands enforce the rules). Before its ``complaint.received`` a complaint has no life
+    (None). A subclass of ``Lifecycle`` (a reader's own facts beside it) stays one."""
+    if state is None:
+        if isinstance(event, ComplaintReceived):
+            return Lifecycle(complaint_id, received_at=at)  # type: ignore[return-value]
+        return None
+    changes = CHANGES[type(event)](state, event, at)
+    return replace(state, **changes) if changes else state
+
+
+Change = Callable[[Lifecycle, Any, datetime], dict[str, Any]]
+
+
+def _nothing(state: Lifecycle, event: Event, at: datetime) -> dict[str, Any]:
+    return {}  # history only
+
+
+def _disposed(s: Lifecycle, e: ComplaintDisposed, at: datetime) -> dict[str, Any]:
+    return {
+        "status": Status.DISPOSED,
+        "opd": e.opd,
+        "opd_name": e.opd_name,
+        "proposed_opd": None,
+        "disposed_at": s.disposed_at or at,
+        "follow_up_clock_at": at if s.first_follow_up_at is None else s.follow_up_clock_at,
+    }
+
+
+def _declined(s: Lifecycle, e: AuthorityDeclined, at: datetime) -> dict[str, Any]:
+    return {
+        "status": Status.RECEIVED,
+        "opd": None,
+        "opd_name": None,
+        "followed_up": False,
+        "declined_by": (*s.declined_by, e.opd),
+        "hops": s.hops + 1,
+    }
+
+
+def _followed_up(status: Status) -> Change:
+    def change(s: Lifecycle, e: Event, at: datetime) -> dict[str, Any]:
+        return {
+            "status": status,
+            "followed_up": True,
+            "first_follow_up_at": s.first_follow_up_at or at,
+        }
+
+    return change
+
+
+CHANGES: dict[type[Event], Change] = {
+    ComplaintReceived: _nothing,  # the start (see ``evolve``); a second one changes nothing
+    ComplaintRouted: lambda s, e, at: {"proposed_opd": e.opd},
+    ComplaintDisposed: _disposed,
+    AuthorityDeclined: _declined,
+    FollowUpPosted: _followed_up(Status.IN_PROGRESS),
+    ComplaintResolved: _followed_up(Status.ANSWERED),
+    ComplaintReopened: lambda s, e, at: {"status": Status.IN_PROGRESS, "closed_at": None},
+    ComplaintClosed: lambda s, e, at: {
+        "status": Status.CLOSED,
+        "closed_at": s.closed_at or at,
+    },
+    ComplaintPutOnHold: lambda s, e, at: {"status": Status.ON_HOLD, "held_from": s.status},
+    ComplaintResumed: lambda s, e, at: {
+        "status": s.held_from or Status.RECEIVED,
+        "held_from": None,
+    },
+    ComplaintArchived: lambda s, e, at: {
+        "status": Status.ARCHIVED,
+        "archived_at": s.archived_at or at,
+    },
+    ComplaintRated: lambda s, e, at: {"rating": e.stars},
+    DeadlineBreached: lambda s, e, at: {"breaches": s.breaches + 1},
+    DeadlineWarned: _nothing,
+    ReporterReplied: _nothing,
+}
+"""What each event of a complaint changes (besides ``updated_at``)."""
