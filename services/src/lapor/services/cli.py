@@ -42,6 +42,7 @@ EXAMPLE = (
     ' "body": "Jalan di depan Pasar Flamboyan berlubang besar", "category": "jalan"}\''
 )
 
+
 def default_url(name: str) -> str | None:
     """Where a service installed here listens when ``lapor run`` runs it on its own port."""
     service = installed_services().get(name)
@@ -305,9 +306,7 @@ def serve_one(settings: Settings, name: str, host: str, port: int, workers: int 
     return 0
 
 
-def run_local(
-    settings: Settings, names: list[str], host: str, base_port: int | None = None
-) -> int:
+def run_local(settings: Settings, names: list[str], host: str, base_port: int | None = None) -> int:
     """Start (or use) NATS and PostgreSQL, migrate, and run each service in its own process,
     as they would run in production, all under a supervisor: whichever dies is started
     again (the embedded servers on the same port and data). Ctrl-C or TERM stops

@@ -24,7 +24,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 
@@ -375,9 +374,3 @@ def docker_postgres() -> Iterator[str]:
 
     with PostgresContainer(POSTGRES_IMAGE, driver=None) as pg:
         yield pg.get_connection_url()
-
-
-def with_database(url: str, database: str) -> str:
-    """The same server URL pointing at another database (keeps host, socket and options)."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{database}"))

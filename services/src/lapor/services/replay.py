@@ -33,8 +33,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from tqdm import tqdm
 
 from lapor.services.consumers import Projection, Received, Stop, project, receive
-from lapor.services.database import create_pool, migrate
-from lapor.services.infra import with_database
+from lapor.services.database import create_pool, migrate, with_database
 from lapor.services.settings import Settings
 
 log = structlog.get_logger(__name__)
