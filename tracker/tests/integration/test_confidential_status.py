@@ -27,6 +27,9 @@ TITLE = "Pungutan liar saat mengurus izin usaha"
 FOLLOW_UP = "Petugas loket yang meminta uang sudah kami periksa."
 
 
+FOREIGN_SECRET = "another deployment's secret, of a realistic length"
+
+
 async def seed(settings: Settings, confidential: bool) -> str:
     """A complaint disposed to DPMPTSP with a follow-up; returns its tracking ID."""
     cid = new_tracking_id()
@@ -102,7 +105,7 @@ async def test_confidential_status_is_whole_only_for_its_reporter_unit_and_admin
             {"X-Reporter-Secret": "NOT-THE-SECRET"},
             {"Authorization": "Bearer not-a-token"},
             {"Authorization": "Basic c2l0aTpyYWhhc2lh"},
-            {"Authorization": f"Bearer {issue_token('another-deployment-with-its-own-secret', 'admin')}"},
+            {"Authorization": f"Bearer {issue_token(FOREIGN_SECRET, 'admin')}"},
             {"Authorization": f"Bearer {issue_token(key, 'admin', ttl=-60)}"},  # expired
         ):
             assert await page_as(outsider) == public, outsider
