@@ -1,10 +1,11 @@
 """Routing rules: which OPD is authorized to act on a complaint (disposisi).
 
 The rules are data (``routing_table.toml``); the units they route to, with their names
-and levels of government, are the shared OPD registry (``lapor.shared.registry``). This
-module reads both once and applies the rules in a fixed order, so every decision can be
-explained in words and reproduced from the table version it names. Pure: apart from
-reading files in ``RoutingTable.load`` nothing here does I/O.
+and levels of government, are the shared OPD registry (``lapor.shared.registry``).
+``lapor.router.table`` reads and checks both once, into an indexed table; this module
+applies its rules in a fixed order, so every decision can be explained in words and
+reproduced from the table version it names. Pure: it does no I/O (``RoutingTable.load``
+leaves reading the file to ``lapor.router.table``).
 
 Decision order (first match wins):
 
@@ -33,25 +34,16 @@ suggestion and the coordinator, as without exclusions.
 
 from __future__ import annotations
 
-import hashlib
-import re
-import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib.resources import files
 from pathlib import Path
-from typing import Any
 
+from lapor.router.places import kecamatan_key, place_key
+from lapor.router.table import PLACE, TERRITORIAL, IndexedTable, Phrase, parse_table, read_table
 from lapor.router.text import normalize, stems
+from lapor.router.unit_rules import UnitRules
 from lapor.shared.events import ComplaintReceived, Location
-from lapor.shared.registry import LEVELS as REGISTRY_LEVELS
-from lapor.shared.registry import Registry, load_registry
-
-LEVELS = frozenset(REGISTRY_LEVELS)
-"""Levels of government (or state-owned enterprise) an OPD can belong to."""
-
-CATEGORY_CODE = re.compile(r"^[a-z0-9_]{1,64}$")
-"""Same shape as ``Complaint.category``, so every table category can actually arrive."""
+from lapor.shared.registry import Registry
 
 CONFIDENCE_CATEGORY = 0.9
 CONFIDENCE_LOCATION = 0.85
@@ -69,17 +61,7 @@ CONFIDENCE_KEYWORD_TIE = 0.4
 """Keywords tied between OPDs; the one mentioned first was taken."""
 CONFIDENCE_FALLBACK = 0.0
 
-_NON_WORD = re.compile(r"[\W_]+")
-_TOP_LEVEL = frozenset({"version", "coordinator", "escalation", "territorial", "opd"})
-_OPD_FIELDS = frozenset({"code", "categories", "keywords", "kelurahan"})
-_FROM_REGISTRY = frozenset({"name", "level", "kecamatan"})
-_KECAMATAN_PREFIXES = frozenset({"kecamatan", "kec"})
 _PLACE_MARKERS = frozenset({"kecamatan", "kelurahan", "desa", "camat", "lurah"})
-_CITY = "pontianak"
-_TERRITORIAL = "@territorial"
-"""Owner of the territorial keywords: the sub-district office of the complaint's place."""
-_PLACE = "@place"
-"""Owner of the kelurahan names, matched only so that their words are no keywords."""
 _LOCATIVES = frozenset(
     {"di", "depan", "dekat", "samping", "belah", "belakang", "seberang",
      "sekitar", "atas", "bawah", "ujung", "tuju", "arah", "pinggir", "halaman", "kawasan",
@@ -90,24 +72,6 @@ _LOCATIVES = frozenset(
 LOCATIVE_WEIGHT = 0.5
 """What a keyword right after a place word counts for: "PKL di depan RSUD" is about street
 vendors, and the hospital only says where."""
-
-
-@dataclass(frozen=True)
-class Opd:
-    """A unit that can receive complaints, with the rules that route to it.
-
-    ``code``, ``name``, ``level``, ``responsible_for`` and ``kecamatan`` come from the OPD
-    registry; ``categories``, ``keywords`` and ``kelurahan`` from the routing table.
-    """
-
-    code: str
-    name: str
-    level: str
-    categories: tuple[str, ...] = ()
-    keywords: tuple[str, ...] = ()
-    kecamatan: str | None = None
-    kelurahan: tuple[str, ...] = ()
-    responsible_for: str = ""
 
 
 @dataclass(frozen=True)
@@ -131,44 +95,13 @@ class Decision:
     """Level of government of the chosen OPD."""
 
 
-def _kecamatan_parts(name: str) -> list[str]:
-    parts = _NON_WORD.sub(" ", name.lower()).split()
-    return parts[1:] if parts and parts[0] in _KECAMATAN_PREFIXES else parts
-
-
-def _kecamatan_key(name: str) -> str:
-    """Case-, space- and punctuation-blind form of a kecamatan name."""
-    return "".join(_kecamatan_parts(name))
-
-
-def _kecamatan_keys(name: str) -> set[str]:
-    """Spellings under which a kecamatan is recognized: "Kec. Pontianak Barat", "barat"."""
-    parts = _kecamatan_parts(name)
-    keys = {"".join(parts)} if parts else set()
-    if len(parts) > 1 and parts[0] == _CITY:
-        keys.add("".join(parts[1:]))
-    return keys
-
-
-def _place_key(name: str) -> str:
-    """Case-, space- and punctuation-blind form of a kelurahan name ("Kel. Mariana" is
-    "mariana")."""
-    words = normalize(name)
-    if len(words) > 1 and words[0] in ("kelurahan", "desa"):
-        words = words[1:]
-    return "".join(words)
-
-
-@dataclass(frozen=True)
-class _Phrase:
-    words: tuple[str, ...]
-    keyword: str
-    opd: str
+_Choice = tuple[UnitRules, str, str, float]
+"""A rule's pick: the unit, the rule's name, the reason in words, the confidence."""
 
 
 @dataclass
 class _Candidate:
-    opd: Opd
+    opd: UnitRules
     keywords: list[str]
     hits: float
     first: int
@@ -176,82 +109,27 @@ class _Candidate:
 
 
 class RoutingTable:
-    """The routing rules of one deployment, validated at load time against the registry.
+    """The routing rules of one deployment, and the decisions they make.
 
-    Build it with ``load`` (a file, by default the packaged table) or ``from_text``.
-    A malformed table, or one naming a unit the registry does not know, raises
-    ``ValueError`` rather than misrouting complaints later.
+    Build it with ``load`` (a file, by default the packaged table) or ``from_text``, which
+    read and check the table with ``lapor.router.table``: a malformed table, or one naming
+    a unit the registry does not know, raises ``ValueError`` rather than misrouting
+    complaints later. Or give it an ``IndexedTable`` read already.
     """
 
-    def __init__(
-        self, data: Mapping[str, Any], text: str, registry: Registry | None = None
-    ) -> None:
-        registry = registry if registry is not None else load_registry()
-        unknown = set(data) - _TOP_LEVEL
-        if unknown:
-            raise ValueError(f"routing table: unknown top-level key(s) {sorted(unknown)}")
-        version = data.get("version")
-        if not isinstance(version, str) or not version.strip():
-            raise ValueError("routing table: 'version' must be a non-empty string")
-        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
-        self._version = f"{version.strip()}+{digest}"
-
-        entries = data.get("opd")
-        if not isinstance(entries, list) or not entries:
-            raise ValueError("routing table: at least one [[opd]] entry is required")
-        ruled = [_parse_opd(entry, i, registry) for i, entry in enumerate(entries)]
-        self._opds: dict[str, Opd] = {}
-        for opd in ruled:
-            if opd.code in self._opds:
-                raise ValueError(f"routing table: OPD code {opd.code!r} appears twice")
-            self._opds[opd.code] = opd
-        # Units of the registry without rules of their own can still be suggested by a
-        # reporter or forwarded to.
-        for unit in registry.units:
-            if unit.code not in self._opds:
-                self._opds[unit.code] = _from_registry(unit.code, registry)
-        opds = list(self._opds.values())
-
-        coordinator = data.get("coordinator", registry.coordinator)
-        if not isinstance(coordinator, str) or coordinator not in self._opds:
-            raise ValueError(
-                f"routing table: coordinator {coordinator!r} is not a unit of the OPD registry"
-            )
-        self._coordinator = self._opds[coordinator]
-        self._escalation = _parse_escalation(data.get("escalation", {}), self._opds)
-
-        self._by_category, self._territorial_categories = _index_categories(opds)
-        self._offices = _index_offices(opds)
-        self._places = _index_places(opds)
-        territorial = data.get("territorial", {})
-        if not isinstance(territorial, Mapping) or set(territorial) - {"keywords"}:
-            raise ValueError("routing table: [territorial] takes only 'keywords'")
-        territorial_keywords = _keyword_list(
-            territorial.get("keywords", []), "routing table: [territorial] keywords"
-        )
-        if territorial_keywords and not self._offices:
-            raise ValueError("routing table: territorial keywords need sub-district offices")
-        self._phrases = _index_keywords(opds, territorial_keywords)
-        self._order = {code: i for i, code in enumerate(self._opds)}
+    def __init__(self, table: IndexedTable) -> None:
+        self._table = table
 
     @classmethod
     def load(cls, path: Path | None = None, *, registry: Registry | None = None) -> RoutingTable:
         """Read a table file; without ``path``, the routing_table.toml shipped with the package."""
-        if path is None:
-            text = files("lapor.router").joinpath("routing_table.toml").read_text("utf-8")
-        else:
-            text = Path(path).read_text(encoding="utf-8")
-        return cls.from_text(text, registry=registry)
+        return cls(read_table(path, registry=registry))
 
     @classmethod
     def from_text(cls, text: str, *, registry: Registry | None = None) -> RoutingTable:
         """Parse and validate a table given as TOML text (against the shipped registry by
         default)."""
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            raise ValueError(f"routing table: not valid TOML: {e}") from e
-        return cls(data, text, registry)
+        return cls(parse_table(text, registry=registry))
 
     @property
     def version(self) -> str:
@@ -259,26 +137,26 @@ class RoutingTable:
 
         The hash catches an edited table whose version nobody bumped.
         """
-        return self._version
+        return self._table.version
 
     @property
-    def coordinator(self) -> Opd:
-        """The coordinating admin, who receives whatever no rule routes."""
-        return self._coordinator
+    def coordinator(self) -> UnitRules:
+        """The coordinating admin (its routing rules), who receives whatever no rule routes."""
+        return self._table.coordinator
 
     @property
-    def opds(self) -> dict[str, Opd]:
-        """Every OPD by code: the table's in file order, then the registry's other units
-        (a copy)."""
-        return dict(self._opds)
+    def opds(self) -> dict[str, UnitRules]:
+        """Every unit's routing rules by code: the table's units in file order, then the
+        registry's other units, which have none (a copy)."""
+        return dict(self._table.units)
 
-    def opd(self, code: str) -> Opd | None:
-        """The OPD with this code, if the registry has one."""
-        return self._opds.get(code)
+    def opd(self, code: str) -> UnitRules | None:
+        """The routing rules of the unit with this code, if the registry has one."""
+        return self._table.units.get(code)
 
     def escalation(self, level: str) -> tuple[str, ...]:
         """Where a complaint goes, in order, when a unit of ``level`` declines it."""
-        return self._escalation.get(level, ())
+        return self._table.escalation.get(level, ())
 
     def decide(
         self, complaint: ComplaintReceived, exclude: frozenset[str] = frozenset()
@@ -315,7 +193,8 @@ class RoutingTable:
             if forwarded is not None:
                 return self._decision(*forwarded, excluded)
 
-        suggested = self._opds.get(complaint.suggested_opd) if complaint.suggested_opd else None
+        units = self._table.units
+        suggested = units.get(complaint.suggested_opd) if complaint.suggested_opd else None
         if suggested is not None and suggested.code not in exclude:
             return self._decision(
                 suggested,
@@ -326,7 +205,7 @@ class RoutingTable:
             )
         return self._fallback(excluded)
 
-    def office_for(self, location: Location | None, text: str = "") -> Opd | None:
+    def office_for(self, location: Location | None, text: str = "") -> UnitRules | None:
         """The sub-district office of a complaint's place: its location's kecamatan, else
         its kelurahan, else a kecamatan or kelurahan named in its address, else one named
         right after "kecamatan", "kelurahan", "camat" or "lurah" in ``text`` (the title and
@@ -334,8 +213,8 @@ class RoutingTable:
         if location is not None:
             for name in (location.kecamatan, location.kelurahan):
                 if name:
-                    office = self._offices.get(_kecamatan_key(name)) or self._places.get(
-                        _place_key(name)
+                    office = self._table.offices.get(kecamatan_key(name)) or self._table.places.get(
+                        place_key(name)
                     )
                     if office is not None:
                         return office
@@ -345,7 +224,7 @@ class RoutingTable:
                     return office
         return self._place_in(normalize(text), anywhere=False) if text else None
 
-    def _place_in(self, words: tuple[str, ...], *, anywhere: bool) -> Opd | None:
+    def _place_in(self, words: tuple[str, ...], *, anywhere: bool) -> UnitRules | None:
         # Longest place name first, so "sungai jawi dalam" (Barat) is not "sungai jawi"
         # (Kota). Outside an address a place counts only right after a marker word.
         for i in range(len(words)):
@@ -353,13 +232,13 @@ class RoutingTable:
                 continue
             for n in (3, 2, 1):
                 if i + n <= len(words):
-                    office = self._places.get("".join(words[i : i + n]))
+                    office = self._table.places.get("".join(words[i : i + n]))
                     if office is not None:
                         return office
         return None
 
     def _decision(
-        self, opd: Opd, rule: str, reason: str, confidence: float, excluded: tuple[str, ...]
+        self, opd: UnitRules, rule: str, reason: str, confidence: float, excluded: tuple[str, ...]
     ) -> Decision:
         if excluded:
             names = ", ".join(self._name(code) for code in excluded)
@@ -370,20 +249,20 @@ class RoutingTable:
             rule=rule,
             reason=reason,
             confidence=confidence,
-            rules_version=self._version,
+            rules_version=self._table.version,
             excluded=excluded,
             level=opd.level,
         )
 
     def _name(self, code: str) -> str:
-        opd = self._opds.get(code)
+        opd = self._table.units.get(code)
         return opd.name if opd is not None else code
 
-    def _by_category_rule(self, complaint: ComplaintReceived) -> tuple[Opd, str, str, float] | None:
+    def _by_category_rule(self, complaint: ComplaintReceived) -> _Choice | None:
         category = complaint.category
         if not category:
             return None
-        owner = self._by_category.get(category)
+        owner = self._table.by_category.get(category)
         if owner is not None:
             return (
                 owner,
@@ -391,7 +270,7 @@ class RoutingTable:
                 f"Category '{category}' is handled by {owner.name}.",
                 CONFIDENCE_CATEGORY,
             )
-        if category not in self._territorial_categories:
+        if category not in self._table.territorial_categories:
             return None
         office = self.office_for(complaint.location, f"{complaint.title}\n{complaint.body}")
         if office is None or category not in office.categories:
@@ -414,13 +293,13 @@ class RoutingTable:
         """
         words = stems(f"{complaint.title}\n{complaint.body}")
         found: dict[str, _Candidate] = {}
-        office: Opd | None = None
+        office: UnitRules | None = None
         office_known = False
         for position, phrase in self._match(words):
             code = phrase.opd
-            if code == _PLACE:
+            if code == PLACE:
                 continue
-            if code == _TERRITORIAL:
+            if code == TERRITORIAL:
                 if not office_known:
                     office = self.office_for(
                         complaint.location, f"{complaint.title}\n{complaint.body}"
@@ -431,20 +310,21 @@ class RoutingTable:
                 code = office.code
             candidate = found.get(code)
             if candidate is None:
-                candidate = found[code] = _Candidate(self._opds[code], [], 0, position)
+                candidate = found[code] = _Candidate(self._table.units[code], [], 0, position)
             after_place_word = position > 0 and words[position - 1] in _LOCATIVES
             candidate.hits += LOCATIVE_WEIGHT if after_place_word else 1
             if phrase.keyword not in candidate.keywords:
                 candidate.keywords.append(phrase.keyword)
         suggested = complaint.suggested_opd
+        order = self._table.order
         return sorted(
             found.values(),
-            key=lambda c: (-c.hits, c.opd.code != suggested, c.first, self._order[c.opd.code]),
+            key=lambda c: (-c.hits, c.opd.code != suggested, c.first, order[c.opd.code]),
         )
 
     def _by_keyword_rule(
         self, candidates: list[_Candidate], complaint: ComplaintReceived, exclude: frozenset[str]
-    ) -> tuple[Opd, str, str, float] | None:
+    ) -> _Choice | None:
         remaining = [c for c in candidates if c.opd.code not in exclude]
         if not remaining:
             return None
@@ -473,14 +353,14 @@ class RoutingTable:
         return opd, f"keyword:{best.keywords[0]}", reason, confidence
 
     def _escalate(
-        self, owner: Opd, exclude: frozenset[str], subject: str, confidence: float
-    ) -> tuple[Opd, str, str, float] | None:
+        self, owner: UnitRules, exclude: frozenset[str], subject: str, confidence: float
+    ) -> _Choice | None:
         """Forward up a level from ``owner``, who declined: the first unit of its level's
         escalation list that did not decline too."""
         for code in self.escalation(owner.level):
             if code in exclude or code == owner.code:
                 continue
-            target = self._opds[code]
+            target = self._table.units[code]
             return (
                 target,
                 f"escalation:{owner.code}",
@@ -490,13 +370,13 @@ class RoutingTable:
             )
         return None
 
-    def _match(self, text: tuple[str, ...]) -> Iterable[tuple[int, _Phrase]]:
+    def _match(self, text: tuple[str, ...]) -> Iterable[tuple[int, Phrase]]:
         # Greedy longest match from the left: the words of "lampu jalan" are spent on the
         # street-light phrase and cannot count again as a road keyword, and those of the
         # place "Parit Mayor" on the place, not on the drainage keyword "parit".
         i = 0
         while i < len(text):
-            for phrase in self._phrases.get(text[i], ()):
+            for phrase in self._table.phrases.get(text[i], ()):
                 n = len(phrase.words)
                 if text[i : i + n] == phrase.words:
                     yield i, phrase
@@ -506,7 +386,7 @@ class RoutingTable:
                 i += 1
 
     def _fallback(self, excluded: tuple[str, ...]) -> Decision:
-        opd = self._coordinator
+        opd = self._table.coordinator
         return self._decision(
             opd,
             "fallback",
@@ -515,198 +395,3 @@ class RoutingTable:
             CONFIDENCE_FALLBACK,
             excluded,
         )
-
-
-def _from_registry(code: str, registry: Registry) -> Opd:
-    unit = registry.get(code)
-    assert unit is not None
-    return Opd(
-        code=unit.code,
-        name=unit.name,
-        level=unit.level,
-        kecamatan=unit.kecamatan,
-        responsible_for=unit.responsible_for,
-    )
-
-
-def _parse_opd(entry: Any, index: int, registry: Registry) -> Opd:
-    if not isinstance(entry, Mapping):
-        raise ValueError(f"routing table: [[opd]] #{index + 1} is not a table")
-    code = entry.get("code")
-    where = f"routing table: OPD {code!r}" if code else f"routing table: [[opd]] #{index + 1}"
-    duplicated = set(entry) & _FROM_REGISTRY
-    if duplicated:
-        raise ValueError(
-            f"{where}: {sorted(duplicated)} come from the OPD registry, not the routing table"
-        )
-    unknown = set(entry) - _OPD_FIELDS
-    if unknown:
-        raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}")
-    if not isinstance(code, str) or code not in registry:
-        raise ValueError(f"{where}: code must be a unit of the OPD registry")
-    unit = _from_registry(code, registry)
-    categories = _string_list(entry.get("categories", []), f"{where}: categories")
-    for category in categories:
-        if not CATEGORY_CODE.match(category):
-            raise ValueError(f"{where}: category {category!r} must match {CATEGORY_CODE.pattern}")
-    keywords = _keyword_list(entry.get("keywords", []), f"{where}: keywords")
-    kelurahan = _string_list(entry.get("kelurahan", []), f"{where}: kelurahan")
-    if kelurahan and unit.level != "subdistrict":
-        raise ValueError(f"{where}: only sub-district offices have kelurahan")
-    if unit.level == "subdistrict" and not unit.kecamatan:
-        raise ValueError(f"{where}: the registry gives this sub-district office no kecamatan")
-    for name in kelurahan:
-        if not _place_key(name):
-            raise ValueError(f"{where}: kelurahan {name!r} has no words")
-    return Opd(
-        code=unit.code,
-        name=unit.name,
-        level=unit.level,
-        categories=categories,
-        keywords=keywords,
-        kecamatan=unit.kecamatan,
-        kelurahan=kelurahan,
-        responsible_for=unit.responsible_for,
-    )
-
-
-def _string_list(value: Any, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"{where} must be a list of strings")
-    if len(set(value)) != len(value):
-        raise ValueError(f"{where} has duplicates")
-    return tuple(value)
-
-
-def _keyword_list(value: Any, where: str) -> tuple[str, ...]:
-    keywords = _string_list(value, where)
-    for keyword in keywords:
-        if not stems(keyword):
-            raise ValueError(f"{where}: keyword {keyword!r} has no words")
-    return keywords
-
-
-def _parse_escalation(value: Any, opds: Mapping[str, Opd]) -> dict[str, tuple[str, ...]]:
-    if not isinstance(value, Mapping):
-        raise ValueError("routing table: [escalation] must be a table of level = [codes]")
-    chains: dict[str, tuple[str, ...]] = {}
-    for level, codes in value.items():
-        if level not in LEVELS:
-            raise ValueError(
-                f"routing table: escalation level {level!r} is not one of {sorted(LEVELS)}"
-            )
-        chain = _string_list(codes, f"routing table: escalation.{level}")
-        for code in chain:
-            if code not in opds:
-                raise ValueError(
-                    f"routing table: escalation.{level}: {code!r} is not a unit of the OPD registry"
-                )
-        chains[level] = chain
-    return chains
-
-
-def _index_categories(opds: list[Opd]) -> tuple[dict[str, Opd], frozenset[str]]:
-    """Category owners, checking that each category has exactly one.
-
-    A category held only by sub-district offices is territorial: it has one owner per
-    kecamatan, chosen by the complaint's location.
-    """
-    holders: dict[str, list[Opd]] = {}
-    for opd in opds:
-        for category in opd.categories:
-            holders.setdefault(category, []).append(opd)
-    by_category: dict[str, Opd] = {}
-    territorial: set[str] = set()
-    for category, owners in holders.items():
-        if all(o.level == "subdistrict" for o in owners):
-            seen: dict[str, Opd] = {}
-            for office in owners:
-                for key in _kecamatan_keys(office.kecamatan or ""):
-                    if key in seen:
-                        raise ValueError(
-                            f"routing table: category {category!r} is held by both "
-                            f"{seen[key].code!r} and {office.code!r} for the same kecamatan"
-                        )
-                    seen[key] = office
-            territorial.add(category)
-        elif len(owners) == 1:
-            by_category[category] = owners[0]
-        else:
-            codes = ", ".join(repr(o.code) for o in owners)
-            raise ValueError(
-                f"routing table: category {category!r} must map to exactly one OPD, not {codes}"
-            )
-    return by_category, frozenset(territorial)
-
-
-def _index_offices(opds: list[Opd]) -> dict[str, Opd]:
-    """Sub-district offices by every spelling of their kecamatan."""
-    offices: dict[str, Opd] = {}
-    for opd in opds:
-        if opd.level != "subdistrict" or not opd.kecamatan:
-            continue
-        for key in _kecamatan_keys(opd.kecamatan):
-            other = offices.get(key)
-            if other is not None:
-                raise ValueError(
-                    f"routing table: {other.code!r} and {opd.code!r} have the same kecamatan"
-                )
-            offices[key] = opd
-    return offices
-
-
-def _index_places(opds: list[Opd]) -> dict[str, Opd]:
-    """Sub-district offices by their kelurahan and by their kecamatan's full name."""
-    places: dict[str, Opd] = {}
-    for opd in opds:
-        names = [*opd.kelurahan, *([opd.kecamatan] if opd.kecamatan else [])]
-        for name in names:
-            key = _place_key(name)
-            other = places.get(key)
-            if other is not None and other.code != opd.code:
-                raise ValueError(
-                    f"routing table: kelurahan {name!r} belongs to both {other.code!r} and "
-                    f"{opd.code!r}"
-                )
-            places[key] = opd
-    return places
-
-
-def _index_keywords(
-    opds: list[Opd], territorial: tuple[str, ...]
-) -> dict[str, tuple[_Phrase, ...]]:
-    """Keyword phrases (stemmed) by first word, longest first, checking each has one owner.
-
-    Two spellings of one keyword that stem alike ("jalan berlubang", "jln berlubang") are
-    one phrase, named after the first.
-    """
-    owners: dict[tuple[str, ...], _Phrase] = {}
-    owned = [(opd.code, keyword) for opd in opds for keyword in opd.keywords]
-    owned += [(_TERRITORIAL, keyword) for keyword in territorial]
-    for code, keyword in owned:
-        key = stems(keyword)
-        other = owners.get(key)
-        if other is not None:
-            if other.opd == code:
-                continue
-            raise ValueError(
-                f"routing table: keyword {keyword!r} of {_owner(code)} is already a keyword "
-                f"of {_owner(other.opd)} (both read as {' '.join(key)!r})"
-            )
-        owners[key] = _Phrase(words=key, keyword=keyword, opd=code)
-    for opd in opds:
-        for name in opd.kelurahan:
-            key = stems(name)
-            if key not in owners:  # a keyword spelled like a place stays a keyword
-                owners[key] = _Phrase(words=key, keyword=name, opd=_PLACE)
-    index: dict[str, list[_Phrase]] = {}
-    for phrase in owners.values():
-        index.setdefault(phrase.words[0], []).append(phrase)
-    return {
-        first: tuple(sorted(phrases, key=lambda p: -len(p.words)))
-        for first, phrases in index.items()
-    }
-
-
-def _owner(code: str) -> str:
-    return "[territorial]" if code == _TERRITORIAL else repr(code)
