@@ -54,12 +54,14 @@ def by_id(facts: list[Fact]) -> dict[str, Fact]:
 
 def test_pontianak_942_received_904_finished_is_95_96_percent():
     def fact(i: int, **kw) -> Fact:
-        return Fact(f"{i:05d}-00000", wib(1, 2), "web", "pengaduan", opd="dpupr", **kw)
+        return Fact(
+            f"{i:05d}-00000", wib(1, 2), channel="web", report_type="pengaduan", opd="dpupr", **kw
+        )
 
-    facts = [fact(i, finished_at=wib(1, 3)) for i in range(904)]
+    facts = [fact(i, closed_at=wib(1, 3)) for i in range(904)]
     facts += [fact(i) for i in range(904, 942)]
     # Archived reports are no valid complaints, finished or not: they change nothing.
-    facts += [fact(i, finished_at=wib(1, 3), archived_at=wib(1, 3)) for i in range(942, 950)]
+    facts += [fact(i, closed_at=wib(1, 3), archived_at=wib(1, 3)) for i in range(942, 950)]
     result = report(facts, at=LATER, rules=RULES, by=GroupBy.OPD)
     assert (result.overall.received, result.overall.finished) == (942, 904)
     assert result.overall.archived == 8
@@ -81,7 +83,7 @@ def test_facts_of_the_known_history(history):
         "pengaduan",
         "jalan",
     )
-    assert (a.disposed_at, a.first_follow_up_at, a.finished_at) == (
+    assert (a.disposed_at, a.first_follow_up_at, a.closed_at) == (
         wib(3, 12),
         wib(3, 13),
         wib(3, 18),
@@ -89,9 +91,9 @@ def test_facts_of_the_known_history(history):
     assert a.rating == 5 and a.hops == 0 and a.breaches == 0
     # B: first disposition kept; the follow-up clock restarts with the second; rating latest.
     assert (b.opd, b.disposed_at, b.follow_up_clock_at) == ("dlh", wib(3, 4, 14), wib(3, 6, 10))
-    assert (b.hops, b.breaches, b.rating, b.finished_at) == (1, 1, 3, None)
+    assert (b.hops, b.breaches, b.rating, b.closed_at) == (1, 1, 3, None)
     # C: reopened and closed again: finished at the last close.
-    assert (c.category, c.finished_at) == (None, wib(4, 8))
+    assert (c.category, c.closed_at) == (None, wib(4, 8))
     # D: declined (no OPD), archived.
     assert (d.opd, d.hops, d.archived_at, d.valid) == (None, 1, wib(4, 3, 10), False)
     assert (e.first_follow_up_at, e.received_at) == (None, datetime(2024, 3, 31, 18, tzinfo=UTC))
@@ -99,7 +101,9 @@ def test_facts_of_the_known_history(history):
 
 def test_folding_is_idempotent_and_ignores_what_came_before_the_complaint():
     assert fold(None, "XXXXX-00000", FollowUpPosted(opd="dlh", message="x"), wib(1, 2), 1) is None
-    fact = Fact("XXXXX-00000", wib(1, 2), "web", "pengaduan", opd="dlh", last_seq=5)
+    fact = Fact(
+        "XXXXX-00000", wib(1, 2), channel="web", report_type="pengaduan", opd="dlh", last_seq=5
+    )
     hop = AuthorityDeclined(opd="dlh", reason="bukan", by={"role": "agency"})
     once = fold(fact, fact.complaint_id, hop, wib(1, 3), 6)
     assert (once.hops, once.opd, once.last_seq) == (1, None, 6)
@@ -252,7 +256,12 @@ def test_collective_leave_is_no_working_day():
 
 
 def test_group_keys_use_the_local_calendar():
-    f = Fact("XXXXX-00000", datetime(2024, 12, 31, 17, 30, tzinfo=UTC), "sms", "aspirasi")
+    f = Fact(
+        "XXXXX-00000",
+        datetime(2024, 12, 31, 17, 30, tzinfo=UTC),
+        channel="sms",
+        report_type="aspirasi",
+    )
     assert [group_key(f, by, RULES) for by in ("month", "quarter", "year")] == [
         "2025-01",
         "2025-Q1",
@@ -263,7 +272,13 @@ def test_group_keys_use_the_local_calendar():
 
 
 def test_deadline_uses_the_configured_days():
-    f = Fact("XXXXX-00000", wib(6, 3), "web", "pengaduan", follow_up_clock_at=wib(6, 3, 10))
+    f = Fact(
+        "XXXXX-00000",
+        wib(6, 3),
+        channel="web",
+        report_type="pengaduan",
+        follow_up_clock_at=wib(6, 3, 10),
+    )
     assert follow_up_deadline(f, RULES) == datetime(2024, 6, 10, 23, 59, 59, 999999, tzinfo=WIB)
     two = Rules(first_follow_up_days=2)
     assert follow_up_deadline(f, two) - follow_up_deadline(f, RULES) == timedelta(days=-5)

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import nats
 
 from lapor.services.eventstore import EventStore
+from lapor.services.settings import DeadlineSettings
 from lapor.services.testing import eventually, serving
 from lapor.shared.envelope import decode, envelope
 from lapor.shared.events import (
@@ -25,7 +26,6 @@ from lapor.shared.events import (
 )
 from lapor.shared.tracking import new_tracking_id
 from lapor.tracker.app import create_app
-from lapor.tracker.timers import DeadlineConfig
 
 WIB = ZoneInfo("Asia/Pontianak")
 # Friday 14 August 2026; Monday the 17th is Independence Day (Hari Kemerdekaan).
@@ -44,7 +44,7 @@ async def deadline_events(store: EventStore, tracking_id: str) -> list:
 
 async def run_tracker_at(settings, now: datetime, store: EventStore, tracking_id: str, n: int):
     """Run a tracker whose clock says ``now`` until ``n`` deadline events are in the log."""
-    config = DeadlineConfig(check_seconds=0.05)
+    config = DeadlineSettings(check_seconds=0.05)
     async with serving(create_app(settings, deadlines=config, now=lambda: now)) as client:
 
         async def fired():
@@ -113,7 +113,7 @@ async def test_an_answer_without_reply_closes_itself_after_ten_working_days(sett
         env = envelope(event, complaint_id=tracking_id, correlation_id=uuid.uuid4(), occurred_at=at)
         last = await store.append(env, expected_last_seq=last)
 
-    config = DeadlineConfig(check_seconds=0.05)
+    config = DeadlineSettings(check_seconds=0.05)
     # Ten working days after 1 September 2026 end on 15 September.
     for now, closed in (
         (datetime(2026, 9, 15, 20, 0, tzinfo=WIB), False),

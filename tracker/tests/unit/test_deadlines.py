@@ -4,9 +4,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from lapor.shared.calendar import WorkingCalendar
+from lapor.shared.deadlines import DeadlinePolicy
 from lapor.shared.events import DeadlineStep
 from lapor.tracker import deadlines
-from lapor.tracker.deadlines import Clock, DeadlinePolicy
+from lapor.tracker.deadlines import Clock
 
 WIB = ZoneInfo("Asia/Pontianak")
 CAL = WorkingCalendar()

@@ -5,14 +5,16 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from lapor.analytics.api import router
-from lapor.analytics.config import MetricsConfig
 from lapor.analytics.exports import exports_router
+from lapor.analytics.metrics import Rules
 from lapor.analytics.read_model import CompletionProjection, FactsProjection
 from lapor.services.runtime import create_service
-from lapor.services.settings import Settings
+from lapor.services.settings import DeadlineSettings, Settings
 
 
-def create_app(settings: Settings | None = None, config: MetricsConfig | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, deadlines: DeadlineSettings | None = None
+) -> FastAPI:
     app = create_service(
         "analytics",
         settings or Settings(),
@@ -20,5 +22,9 @@ def create_app(settings: Settings | None = None, config: MetricsConfig | None = 
         projections=[CompletionProjection(), FactsProjection()],
         description="The figures agencies are judged on, from the event log.",
     )
-    app.state.metrics_rules = (config or MetricsConfig()).rules()
+    # The tracker's deadlines and working days: both count the same days.
+    deadlines = deadlines or DeadlineSettings()
+    app.state.metrics_rules = Rules(
+        calendar=deadlines.calendar(), first_follow_up_days=deadlines.first_follow_up_days
+    )
     return app

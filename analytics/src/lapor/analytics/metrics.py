@@ -7,6 +7,7 @@ README's "Metric definitions" section repeats this text for people without the c
 1. Facts: one row per complaint (tracking ID), folded from its events in log order
 -----------------------------------------------------------------------------------
 Every instant is the event's ``occurred_at`` (when it happened), never when it was read.
+The rules are those of ``lapor.shared.lifecycle``, the one meaning of a complaint's events.
 
 =====================  ==================================================================
 fact                   rule (event -> change)
@@ -22,13 +23,14 @@ follow_up_clock_at     the latest ``complaint.disposed`` before the first follow
                        start of the first-follow-up deadline (as the tracker starts it).
 first_follow_up_at     the first ``complaint.followed_up`` or ``complaint.resolved`` (the
                        unit's answer counts as a follow-up).
-finished_at            ``complaint.closed`` (Selesai), unless already set;
+closed_at              ``complaint.closed`` (Selesai), unless already set;
                        ``complaint.reopened`` clears it (so it is the last close).
 archived_at            the first ``complaint.archived`` (Arsip).
 hops                   the number of ``complaint.authority_declined`` ("wrong-door hops").
 breaches               the number of ``complaint.deadline_breached`` (any step).
 rating                 the stars of the latest ``complaint.rated`` (1-5).
-last_seq               the log sequence of the last event folded (makes folding idempotent).
+last_seq               the log sequence of the last event that changed the complaint's life
+                       (makes folding idempotent).
 =====================  ==================================================================
 
 2. Which complaints
@@ -51,7 +53,7 @@ figure                             definition
 =================================  ========================================================
 received                           number of valid complaints.
 archived                           number of archived complaints (not in ``received``).
-finished                           valid complaints with ``finished_at``.
+finished                           valid complaints with ``closed_at``.
 completion_rate                    finished / received x 100, truncated (never rounded up)
                                    to two decimals: 904 / 942 = 95.96. Null if received = 0.
 follow_up_due                      valid complaints with ``follow_up_clock_at`` whose first
@@ -70,7 +72,7 @@ working_days_to_disposition        over valid complaints with ``disposed_at``:
                                    ``count``, ``median`` and ``p90`` of those numbers.
 working_days_to_first_follow_up    same, ``received_at`` to ``first_follow_up_at``.
 working_days_to_finish             same over finished complaints, ``received_at`` to
-                                   ``finished_at``.
+                                   ``closed_at``.
 breaches                           sum of ``breaches`` over valid complaints.
 breached_complaints                valid complaints with at least one breach.
 hops                               sum of ``hops`` over valid complaints.
@@ -103,26 +105,13 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
-from typing import Any
 
 from lapor.analytics.domain import completion_rate
 from lapor.shared.calendar import WorkingCalendar
+from lapor.shared.deadlines import DeadlinePolicy
 from lapor.shared.envelope import Event
-from lapor.shared.events import (
-    AuthorityDeclined,
-    ComplaintArchived,
-    ComplaintClosed,
-    ComplaintDisposed,
-    ComplaintRated,
-    ComplaintReceived,
-    ComplaintReopened,
-    ComplaintResolved,
-    DeadlineBreached,
-    FollowUpPosted,
-)
-
-FIRST_FOLLOW_UP_DAYS = 5
-"""National default: working days for the unit's first follow-up after disposition."""
+from lapor.shared.events import ComplaintReceived
+from lapor.shared.lifecycle import Lifecycle, evolve
 
 STARS = ("1", "2", "3", "4", "5")
 
@@ -131,25 +120,18 @@ STARS = ("1", "2", "3", "4", "5")
 # ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Fact:
-    """What the metrics need to know about one complaint (see the module docstring)."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fact(Lifecycle):
+    """What the metrics need to know about one complaint (see the module docstring): its
+    life (``lapor.shared.lifecycle``, the one meaning of its events), how it came in, and
+    how far the log has been folded into it.
 
-    complaint_id: str
-    received_at: datetime
+    The read model keeps ``FACT_COLUMNS`` only; the rest of the life (status, holds, who
+    declined) is not kept by analytics and is not to be read from a fact."""
+
     channel: str
     report_type: str
     category: str | None = None
-    opd: str | None = None
-    opd_name: str | None = None
-    disposed_at: datetime | None = None
-    follow_up_clock_at: datetime | None = None
-    first_follow_up_at: datetime | None = None
-    finished_at: datetime | None = None
-    archived_at: datetime | None = None
-    hops: int = 0
-    breaches: int = 0
-    rating: int | None = None
     last_seq: int = 0
 
     @property
@@ -157,23 +139,30 @@ class Fact:
         return self.archived_at is None
 
 
-FOLDED: tuple[type[Event], ...] = (
-    ComplaintReceived,
-    ComplaintDisposed,
-    AuthorityDeclined,
-    FollowUpPosted,
-    ComplaintResolved,
-    ComplaintClosed,
-    ComplaintReopened,
-    ComplaintArchived,
-    DeadlineBreached,
-    ComplaintRated,
+FACT_COLUMNS = (
+    "complaint_id",
+    "received_at",
+    "channel",
+    "report_type",
+    "category",
+    "opd",
+    "opd_name",
+    "disposed_at",
+    "follow_up_clock_at",
+    "first_follow_up_at",
+    "closed_at",
+    "archived_at",
+    "hops",
+    "breaches",
+    "rating",
+    "last_seq",
 )
-"""The event types that change a fact; all others leave it as it is."""
+"""The facts analytics keeps (``analytics.facts``): what the figures are made of."""
 
 
 def fold(fact: Fact | None, complaint_id: str, event: Event, at: datetime, seq: int) -> Fact | None:
-    """The complaint's fact after ``event`` (which happened at ``at``, log sequence ``seq``).
+    """The complaint's fact after ``event`` (which happened at ``at``, log sequence ``seq``):
+    ``fact`` itself if the event changes nothing.
 
     ``fact`` is None before the complaint's ``complaint.received``. An event at or below the
     fact's ``last_seq`` was folded already and changes nothing (redeliveries are harmless).
@@ -189,29 +178,10 @@ def fold(fact: Fact | None, complaint_id: str, event: Event, at: datetime, seq: 
             category=event.category,
             last_seq=seq,
         )
-    if seq <= fact.last_seq or not isinstance(event, FOLDED):
+    if seq <= fact.last_seq:
         return fact
-    changes: dict[str, Any] = {"last_seq": seq}
-    match event:
-        case ComplaintDisposed(opd=opd, opd_name=name):
-            changes.update(opd=opd, opd_name=name, disposed_at=fact.disposed_at or at)
-            if fact.first_follow_up_at is None:
-                changes["follow_up_clock_at"] = at
-        case AuthorityDeclined():
-            changes.update(opd=None, opd_name=None, hops=fact.hops + 1)
-        case FollowUpPosted() | ComplaintResolved():
-            changes["first_follow_up_at"] = fact.first_follow_up_at or at
-        case ComplaintClosed():
-            changes["finished_at"] = fact.finished_at or at
-        case ComplaintReopened():
-            changes["finished_at"] = None
-        case ComplaintArchived():
-            changes["archived_at"] = fact.archived_at or at
-        case DeadlineBreached():
-            changes["breaches"] = fact.breaches + 1
-        case ComplaintRated(stars=stars):
-            changes["rating"] = stars
-    return replace(fact, **changes)
+    after = evolve(fact, event, complaint_id, at)
+    return fact if after is fact else replace(after, last_seq=seq)
 
 
 def facts_from(events: Iterable[tuple[str, Event, datetime, int]]) -> list[Fact]:
@@ -245,7 +215,7 @@ class Rules:
     """How days are counted: the deployment's calendar and the follow-up deadline."""
 
     calendar: WorkingCalendar = field(default_factory=WorkingCalendar)
-    first_follow_up_days: int = FIRST_FOLLOW_UP_DAYS
+    first_follow_up_days: int = DeadlinePolicy().first_follow_up_days
 
     def local_date(self, at: datetime) -> date:
         return self.calendar.local_date(at)
@@ -374,7 +344,7 @@ def figures(facts: Iterable[Fact], *, at: datetime, rules: Rules) -> Figures:
     """The figures of a group of complaints, evaluated at the instant ``at``."""
     facts = list(facts)
     valid = [f for f in facts if f.valid]
-    finished = [f for f in valid if f.finished_at is not None]
+    finished = [f for f in valid if f.closed_at is not None]
 
     due = within = 0
     for f in valid:
@@ -408,7 +378,7 @@ def figures(facts: Iterable[Fact], *, at: datetime, rules: Rules) -> Figures:
         followed_up_within_deadline_rate=completion_rate(due, within),
         working_days_to_disposition=days_to(lambda f: f.disposed_at),
         working_days_to_first_follow_up=days_to(lambda f: f.first_follow_up_at),
-        working_days_to_finish=days_to(lambda f: f.finished_at),
+        working_days_to_finish=days_to(lambda f: f.closed_at),
         breaches=sum(f.breaches for f in valid),
         breached_complaints=sum(1 for f in valid if f.breaches > 0),
         hops=hops,

@@ -3,43 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
-from datetime import datetime
 
 import asyncpg
 
 from lapor.analytics.domain import Completion
-from lapor.analytics.metrics import FOLDED, Fact, fold
+from lapor.analytics.metrics import FACT_COLUMNS, Fact, fold
 from lapor.services.bulk import BulkWriter
 from lapor.services.consumers import Applied
-from lapor.shared.events import (
-    AuthorityDeclined,
-    ComplaintArchived,
-    ComplaintClosed,
-    ComplaintDisposed,
-    ComplaintReceived,
-    ComplaintReopened,
-)
+from lapor.shared.lifecycle import Lifecycle, evolve
 
-
-@dataclass
-class _Counted:
-    """A row of ``analytics.complaints`` while a batch is folded into it."""
-
-    tracking_id: str
-    opd: str | None
-    received_at: datetime
-    resolved_at: datetime | None
-    archived_at: datetime | None
-
-    def row(self) -> tuple[object, ...]:
-        return tuple(getattr(self, column) for column in _COMPLAINTS.columns)
-
-
-_COMPLAINTS = BulkWriter(
-    "analytics.complaints", [f.name for f in fields(_Counted)], key=("tracking_id",)
-)
+_COUNTED = ("opd", "received_at", "closed_at", "archived_at")
+"""What analytics.complaints keeps of a complaint's life, after its tracking ID."""
+_COMPLAINTS = BulkWriter("analytics.complaints", ("tracking_id", *_COUNTED), key=("tracking_id",))
 _OPDS = BulkWriter("analytics.opds", ("opd", "name"), key=("opd",))
+
+
+def _counted(row: asyncpg.Record) -> Lifecycle:
+    """A row of ``analytics.complaints`` as the part of a complaint's life it keeps."""
+    return Lifecycle(
+        row["tracking_id"],
+        row["received_at"],
+        opd=row["opd"],
+        closed_at=row["closed_at"],
+        archived_at=row["archived_at"],
+    )
 
 
 class CompletionProjection:
@@ -59,33 +46,23 @@ class CompletionProjection:
         rows = await conn.fetch(
             "SELECT * FROM analytics.complaints WHERE tracking_id = ANY($1::text[])", ids
         )
-        counted = {row["tracking_id"]: _Counted(**dict(row)) for row in rows}
-        changed: dict[str, _Counted] = {}
+        lives = {row["tracking_id"]: _counted(row) for row in rows}
+        changed: dict[str, Lifecycle] = {}
         opds: dict[str, str] = {}
         for stored, event in batch:
-            cid, at = stored.envelope.complaint_id, stored.envelope.occurred_at
-            row = counted.get(cid)
-            if row is None:
-                if isinstance(event, ComplaintReceived):
-                    counted[cid] = changed[cid] = _Counted(cid, None, at, None, None)
+            cid = stored.envelope.complaint_id
+            before = lives.get(cid)
+            after = evolve(before, event, cid, stored.envelope.occurred_at)
+            if after is None or after is before:
                 continue
-            match event:
-                case ComplaintDisposed(opd=opd, opd_name=name):
-                    opds[opd] = name
-                    row.opd = opd
-                case AuthorityDeclined():
-                    row.opd = None
-                case ComplaintClosed():
-                    row.resolved_at = row.resolved_at or at
-                case ComplaintReopened():
-                    row.resolved_at = None
-                case ComplaintArchived():
-                    row.archived_at = row.archived_at or at
-                case _:
-                    continue
-            changed[cid] = row
+            lives[cid] = changed[cid] = after
+            if after.opd is not None and after.opd_name is not None:
+                opds[after.opd] = after.opd_name
         if changed:
-            await _COMPLAINTS.upsert(conn, [row.row() for row in changed.values()])
+            await _COMPLAINTS.upsert(
+                conn,
+                [(cid, *(getattr(life, c) for c in _COUNTED)) for cid, life in changed.items()],
+            )
         if opds:
             await _OPDS.upsert(conn, list(opds.items()))
 
@@ -95,7 +72,7 @@ async def completion_by_opd(
 ) -> list[tuple[str | None, str | None, Completion]]:
     """(opd, name, counts) per OPD; OPD None holds complaints not routed yet."""
     rows = await pool.fetch(
-        """SELECT c.opd, o.name, count(*) AS received, count(c.resolved_at) AS resolved
+        """SELECT c.opd, o.name, count(*) AS received, count(c.closed_at) AS resolved
            FROM analytics.complaints c LEFT JOIN analytics.opds o USING (opd)
            WHERE c.archived_at IS NULL
            GROUP BY c.opd, o.name ORDER BY c.opd NULLS LAST"""
@@ -103,8 +80,7 @@ async def completion_by_opd(
     return [(r["opd"], r["name"], Completion(r["received"], r["resolved"])) for r in rows]
 
 
-_FACT_COLUMNS = [f.name for f in fields(Fact)]
-_FACTS = BulkWriter("analytics.facts", _FACT_COLUMNS, key=("complaint_id",))
+_FACTS = BulkWriter("analytics.facts", FACT_COLUMNS, key=("complaint_id",))
 
 
 class FactsProjection:
@@ -116,22 +92,19 @@ class FactsProjection:
     tables = (("analytics.facts", ("complaint_id",)),)
 
     async def apply(self, conn: asyncpg.Connection, batch: Sequence[Applied]) -> None:
-        folded = [(stored, event) for stored, event in batch if isinstance(event, FOLDED)]
-        ids = list({stored.envelope.complaint_id for stored, _ in folded})
-        if not ids:
-            return
+        ids = list({stored.envelope.complaint_id for stored, _ in batch})
         rows = await conn.fetch(
-            f"SELECT {', '.join(_FACT_COLUMNS)} FROM analytics.facts"
+            f"SELECT {', '.join(FACT_COLUMNS)} FROM analytics.facts"
             " WHERE complaint_id = ANY($1::text[])",
             ids,
         )
         facts = {row["complaint_id"]: _fact(row) for row in rows}
         changed: dict[str, Fact] = {}
-        for stored, event in folded:
+        for stored, event in batch:
             cid = stored.envelope.complaint_id
             before = facts.get(cid)
             after = fold(before, cid, event, stored.envelope.occurred_at, stored.seq)
-            if after is not None and after != before:
+            if after is not None and after is not before:
                 facts[cid] = changed[cid] = after
         if changed:
             await _FACTS.upsert(conn, [_row(fact) for fact in changed.values()])
@@ -139,11 +112,11 @@ class FactsProjection:
 
 def _row(fact: Fact) -> tuple[object, ...]:
     # Not dataclasses.astuple: it deep-copies every value, slow in a loop of thousands.
-    return tuple(getattr(fact, name) for name in _FACT_COLUMNS)
+    return tuple(getattr(fact, name) for name in FACT_COLUMNS)
 
 
 def _fact(row: asyncpg.Record) -> Fact:
-    return Fact(**{c: row[c] for c in _FACT_COLUMNS})
+    return Fact(**{c: row[c] for c in FACT_COLUMNS})
 
 
 async def load_facts(pool: asyncpg.Pool, *, opd: str | None = None) -> tuple[list[Fact], int]:
@@ -155,7 +128,7 @@ async def load_facts(pool: asyncpg.Pool, *, opd: str | None = None) -> tuple[lis
             FactsProjection.name,
         )
         rows = await conn.fetch(
-            f"""SELECT {", ".join(_FACT_COLUMNS)} FROM analytics.facts
+            f"""SELECT {", ".join(FACT_COLUMNS)} FROM analytics.facts
                 WHERE $1::text IS NULL OR opd = $1 ORDER BY complaint_id""",
             opd,
         )

@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from lapor.shared.calendar import DEFAULT_TIMEZONE, WorkingCalendar, collective_leave_from_text
+from lapor.shared.deadlines import DeadlinePolicy
 from lapor.shared.subjects import Subjects
 
 
@@ -67,3 +69,40 @@ class Settings(BaseSettings):
     @property
     def subjects(self) -> Subjects:
         return Subjects(self.subject_root)
+
+
+_NATIONAL = DeadlinePolicy()
+
+
+class DeadlineSettings(BaseSettings):
+    """The deployment's deadlines and working days (``LAPOR_DEADLINE_*``), which the
+    tracker's clocks and the analytics' figures both count by; unset, the national
+    defaults (``lapor.shared.deadlines.DeadlinePolicy``) in the Asia/Pontianak zone."""
+
+    model_config = SettingsConfigDict(env_prefix="LAPOR_DEADLINE_", extra="ignore")
+
+    disposition_days: int = Field(default=_NATIONAL.disposition_days, ge=0)
+    first_follow_up_days: int = Field(default=_NATIONAL.first_follow_up_days, ge=0)
+    reporter_reply_days: int = Field(default=_NATIONAL.reporter_reply_days, ge=0)
+    warn_before_days: int = Field(default=_NATIONAL.warn_before_working_days, ge=0)
+    timezone: str = DEFAULT_TIMEZONE
+    collective_leave_file: Path | None = Field(
+        default=None, description="Cuti bersama: one YYYY-MM-DD a line, # comments"
+    )
+    check_seconds: float = Field(default=5.0, gt=0, description="How often timers are checked")
+
+    def policy(self) -> DeadlinePolicy:
+        return DeadlinePolicy(
+            disposition_days=self.disposition_days,
+            first_follow_up_days=self.first_follow_up_days,
+            reporter_reply_days=self.reporter_reply_days,
+            warn_before_working_days=self.warn_before_days,
+        )
+
+    def calendar(self) -> WorkingCalendar:
+        leave = (
+            collective_leave_from_text(self.collective_leave_file.read_text())
+            if self.collective_leave_file
+            else ()
+        )
+        return WorkingCalendar(collective_leave=leave, timezone=self.timezone)

@@ -5,21 +5,20 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from lapor.services.runtime import create_service
-from lapor.services.settings import Settings
+from lapor.services.settings import DeadlineSettings, Settings
 from lapor.shared.registry import load_registry
 from lapor.tracker.api import router
 from lapor.tracker.exports import exports_router
 from lapor.tracker.read_model import StatusProjection
 from lapor.tracker.scheduler import DeadlineScheduler, Now, utc_now
-from lapor.tracker.timers import DeadlineConfig
 
 
 def create_app(
     settings: Settings | None = None,
-    deadlines: DeadlineConfig | None = None,
+    deadlines: DeadlineSettings | None = None,
     now: Now = utc_now,
 ) -> FastAPI:
-    deadlines = deadlines or DeadlineConfig()
+    deadlines = deadlines or DeadlineSettings()
     coordinator = load_registry().coordinator
     return create_service(
         "tracker",

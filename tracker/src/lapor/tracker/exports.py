@@ -43,10 +43,10 @@ from starlette.types import Send
 from lapor.services.auth import AuthenticatedActor
 from lapor.services.errors import invalid
 from lapor.services.runtime import Runtime, runtime_of
+from lapor.services.settings import DeadlineSettings
 from lapor.shared.events import OPD_CODE, Actor
 from lapor.tracker.domain import Status
 from lapor.tracker.read_model import OVERDUE
-from lapor.tracker.timers import DeadlineConfig
 
 exports_router = APIRouter(prefix="/exports", tags=["exports"])
 
@@ -83,7 +83,7 @@ would starve the projections and the API of the shared pool."""
 def _zone() -> str:
     """The deployment's zone (``LAPOR_DEADLINE_TIMEZONE``): the dates of the period are
     its local calendar dates, as the deadlines are, and instants are written in it."""
-    return DeadlineConfig().timezone
+    return DeadlineSettings().timezone
 
 
 # --- the query ------------------------------------------------------------------------

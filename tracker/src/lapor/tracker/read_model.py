@@ -12,13 +12,14 @@ import asyncpg
 from lapor.services.bulk import BulkWriter
 from lapor.services.consumers import Applied
 from lapor.shared.calendar import WorkingCalendar
+from lapor.shared.deadlines import DeadlinePolicy
 from lapor.shared.events import (
     ComplaintReceived,
     DeadlineStep,
 )
 from lapor.shared.lifecycle import Lifecycle, Status, evolve
 from lapor.tracker import deadlines
-from lapor.tracker.deadlines import Clock, DeadlinePolicy
+from lapor.tracker.deadlines import Clock
 from lapor.tracker.domain import note_of
 from lapor.tracker.timers import Timer, next_timer
 
@@ -168,9 +169,9 @@ def _from_row(row: asyncpg.Record) -> _Complaint:
 
 def projection_from_env() -> StatusProjection:
     """The projection as a deployment configures it (for ``lapor replay``)."""
-    from lapor.tracker.timers import DeadlineConfig
+    from lapor.services.settings import DeadlineSettings
 
-    config = DeadlineConfig()
+    config = DeadlineSettings()
     return StatusProjection(config.calendar(), config.policy())
 
 

@@ -14,12 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from pathlib import Path
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from lapor.shared.calendar import WorkingCalendar, collective_leave_from_text
+from lapor.shared.calendar import WorkingCalendar
 from lapor.shared.envelope import Event
 from lapor.shared.events import (
     AuthorityDeclined,
@@ -37,39 +33,7 @@ from lapor.shared.events import (
     FollowUpPosted,
 )
 from lapor.tracker import deadlines
-from lapor.tracker.deadlines import Clock, DeadlinePolicy
-
-
-class DeadlineConfig(BaseSettings):
-    """Per-deployment deadlines (``LAPOR_DEADLINE_*``); defaults are the national ones."""
-
-    model_config = SettingsConfigDict(env_prefix="LAPOR_DEADLINE_", extra="ignore")
-
-    disposition_days: int = Field(default=3, ge=0)
-    first_follow_up_days: int = Field(default=5, ge=0)
-    reporter_reply_days: int = Field(default=10, ge=0)
-    warn_before_days: int = Field(default=1, ge=0)
-    timezone: str = "Asia/Pontianak"
-    collective_leave_file: Path | None = Field(
-        default=None, description="Cuti bersama: one YYYY-MM-DD a line, # comments"
-    )
-    check_seconds: float = Field(default=5.0, gt=0, description="How often timers are checked")
-
-    def policy(self) -> DeadlinePolicy:
-        return DeadlinePolicy(
-            disposition_days=self.disposition_days,
-            first_follow_up_days=self.first_follow_up_days,
-            reporter_reply_days=self.reporter_reply_days,
-            warn_before_working_days=self.warn_before_days,
-        )
-
-    def calendar(self) -> WorkingCalendar:
-        leave = (
-            collective_leave_from_text(self.collective_leave_file.read_text())
-            if self.collective_leave_file
-            else ()
-        )
-        return WorkingCalendar(collective_leave=leave, timezone=self.timezone)
+from lapor.tracker.deadlines import Clock
 
 
 @dataclass(frozen=True)
