@@ -20,7 +20,12 @@ LEVELS = ("subdistrict", "city", "province", "national", "soe")
 
 @dataclass(frozen=True)
 class Opd:
-    """A unit (dinas, badan, kecamatan office, or a body outside the city)."""
+    """A unit (dinas, badan, kecamatan office, or a body outside the city): who it is.
+
+    The one meaning of "OPD" in every service. What routes complaints to a unit (its
+    categories, keywords, kelurahan) is the router's own data, not the registry's: the
+    router's routing table refers to this object rather than copying or extending it.
+    """
 
     code: str
     name: str
