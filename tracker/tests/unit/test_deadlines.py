@@ -6,8 +6,10 @@ import pytest
 from lapor.shared.calendar import WorkingCalendar
 from lapor.shared.deadlines import DeadlinePolicy
 from lapor.shared.events import DeadlineStep
+from lapor.shared.lifecycle import CHANGES
 from lapor.tracker import deadlines
 from lapor.tracker.deadlines import Clock
+from lapor.tracker.timers import TIMERS
 
 WIB = ZoneInfo("Asia/Pontianak")
 CAL = WorkingCalendar()
@@ -192,3 +194,8 @@ def test_utc_instants_are_reckoned_on_the_local_calendar():
     assert deadlines.status(clock, datetime(2026, 11, 11, 17, 0, tzinfo=UTC), POLICY, CAL) == (
         "breached"
     )
+
+
+def test_every_event_type_of_a_complaint_says_which_clock_runs_after_it():
+    """A new event type fails here until the tracker says what it does to the clock."""
+    assert set(TIMERS) == set(CHANGES)

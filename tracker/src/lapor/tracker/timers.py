@@ -8,12 +8,15 @@
 | followed up | none (the unit has acted) |
 | on hold / resumed | paused / running again, the days on hold not counted |
 | closed, archived | none |
+| routed, replied, rated | unchanged |
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from lapor.shared.calendar import WorkingCalendar
 from lapor.shared.envelope import Event
@@ -23,14 +26,17 @@ from lapor.shared.events import (
     ComplaintClosed,
     ComplaintDisposed,
     ComplaintPutOnHold,
+    ComplaintRated,
     ComplaintReceived,
     ComplaintReopened,
     ComplaintResolved,
     ComplaintResumed,
+    ComplaintRouted,
     DeadlineBreached,
     DeadlineStep,
     DeadlineWarned,
     FollowUpPosted,
+    ReporterReplied,
 )
 from lapor.tracker import deadlines
 from lapor.tracker.deadlines import Clock
@@ -46,21 +52,62 @@ class Timer:
 
 
 def next_timer(timer: Timer, event: Event, at: datetime, calendar: WorkingCalendar) -> Timer:
-    match event:
-        case ComplaintReceived() | AuthorityDeclined():
-            return Timer(deadlines.start(DeadlineStep.DISPOSITION, at))
-        case ComplaintDisposed() | ComplaintReopened():
-            return Timer(deadlines.start(DeadlineStep.FIRST_FOLLOW_UP, at))
-        case ComplaintResolved():
-            return Timer(deadlines.start(DeadlineStep.REPORTER_REPLY, at))
-        case FollowUpPosted() | ComplaintClosed() | ComplaintArchived():
-            return Timer()
-        case ComplaintPutOnHold() if timer.clock:
-            return replace(timer, clock=deadlines.pause(timer.clock, at))
-        case ComplaintResumed() if timer.clock:
-            return replace(timer, clock=deadlines.resume(timer.clock, at, calendar))
-        case DeadlineWarned(step=step) if timer.clock and timer.clock.step == step:
-            return replace(timer, warned=True)
-        case DeadlineBreached(step=step) if timer.clock and timer.clock.step == step:
-            return replace(timer, warned=True, breached=True)
+    """The timer after ``event``, which happened at ``at``."""
+    return TIMERS[type(event)](timer, event, at, calendar)
+
+
+Next = Callable[[Timer, Any, datetime, WorkingCalendar], Timer]
+
+
+def _start(step: DeadlineStep) -> Next:
+    return lambda timer, event, at, calendar: Timer(deadlines.start(step, at))
+
+
+def _stopped(timer: Timer, event: Event, at: datetime, calendar: WorkingCalendar) -> Timer:
+    return Timer()
+
+
+def _unchanged(timer: Timer, event: Event, at: datetime, calendar: WorkingCalendar) -> Timer:
     return timer
+
+
+def _paused(timer: Timer, event: Event, at: datetime, calendar: WorkingCalendar) -> Timer:
+    return replace(timer, clock=deadlines.pause(timer.clock, at)) if timer.clock else timer
+
+
+def _resumed(timer: Timer, event: Event, at: datetime, calendar: WorkingCalendar) -> Timer:
+    if timer.clock is None:
+        return timer
+    return replace(timer, clock=deadlines.resume(timer.clock, at, calendar))
+
+
+def _announced(**marks: bool) -> Next:
+    """A warning or breach of the running step marks it (of another step: stale, ignored)."""
+
+    def mark(timer: Timer, event: DeadlineWarned | DeadlineBreached, at, calendar) -> Timer:
+        if timer.clock and timer.clock.step == event.step:
+            return replace(timer, **marks)
+        return timer
+
+    return mark
+
+
+TIMERS: dict[type[Event], Next] = {
+    ComplaintReceived: _start(DeadlineStep.DISPOSITION),
+    AuthorityDeclined: _start(DeadlineStep.DISPOSITION),
+    ComplaintDisposed: _start(DeadlineStep.FIRST_FOLLOW_UP),
+    ComplaintReopened: _start(DeadlineStep.FIRST_FOLLOW_UP),
+    ComplaintResolved: _start(DeadlineStep.REPORTER_REPLY),
+    FollowUpPosted: _stopped,
+    ComplaintClosed: _stopped,
+    ComplaintArchived: _stopped,
+    ComplaintPutOnHold: _paused,
+    ComplaintResumed: _resumed,
+    DeadlineWarned: _announced(warned=True),
+    DeadlineBreached: _announced(warned=True, breached=True),
+    ComplaintRouted: _unchanged,
+    ReporterReplied: _unchanged,
+    ComplaintRated: _unchanged,
+}
+"""Which clock runs after each event of a complaint (the table above); every event type is
+named (``test_deadlines``)."""
