@@ -27,8 +27,8 @@ from nats.js import JetStreamContext
 
 from lapor.analytics.app import create_app as analytics_app
 from lapor.intake.app import create_app as intake_app
+from lapor.ops.replay import replay
 from lapor.services.eventstore import EventStore
-from lapor.services.replay import replay
 from lapor.services.settings import Settings
 from lapor.services.testing import as_reporter, bearer, eventually, serving
 from lapor.shared.envelope import Envelope, decode, parse

@@ -10,7 +10,7 @@ import uuid
 
 import nats
 
-from lapor.services import audit
+from lapor.ops import audit
 from lapor.services.eventstore import EventStore
 from lapor.shared.envelope import envelope
 from lapor.shared.events import ComplaintReceived, FollowUpPosted

@@ -19,10 +19,10 @@ import asyncpg
 import nats
 import pytest
 
-from lapor.services import projection_admin
+from lapor.ops import projection_admin
+from lapor.ops.replay import installed_projections
 from lapor.services.consumers import Applied, Projection, project, receive
 from lapor.services.eventstore import StoredEvent
-from lapor.services.replay import installed_projections
 from lapor.shared.envelope import Event, envelope
 from lapor.shared.events import (
     Actor,

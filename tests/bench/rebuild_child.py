@@ -20,8 +20,8 @@ import asyncpg
 import nats
 import psutil
 
+from lapor.ops.replay import fresh_database, installed_projections, rebuild
 from lapor.services.logging import configure_logging
-from lapor.services.replay import fresh_database, installed_projections, rebuild
 from lapor.services.settings import Settings
 
 PROGRESS_SECONDS = 15

@@ -21,7 +21,7 @@ one process each. Every phase has a subject root and a database of its own:
   half the flat-out rate: latency from submission to the complaint's first row in the
   tracker (a poller reads ``tracker.history`` every 10 ms);
 * replay: a log of ``--events`` events (six per complaint: received, routed, disposed,
-  followed up, resolved, closed) rebuilt into a fresh database by ``lapor.services.replay
+  followed up, resolved, closed) rebuilt into a fresh database by ``lapor.ops.replay
   .rebuild`` for every installed projection, one at a time, each in its own process (its
   peak RSS is the memory figure).
 
@@ -80,11 +80,11 @@ from loadgen import LeanClient
 from system import CpuMeter, services
 from workload import EVENTS_PER_COMPLAINT, EventLog, Submissions, received_envelope_json
 
+from lapor.ops.replay import installed_projections
 from lapor.services.bootstrap import bootstrap
 from lapor.services.database import with_database
 from lapor.services.infra import infrastructure
 from lapor.services.logging import configure_logging
-from lapor.services.replay import installed_projections
 from lapor.services.settings import Settings
 
 HERE = Path(__file__).parent

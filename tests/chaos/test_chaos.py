@@ -31,8 +31,8 @@ import nats
 import pytest
 from nats.js.api import ConsumerInfo
 
+from lapor.ops.replay import replay
 from lapor.services.chaos import LocalSystem
-from lapor.services.replay import replay
 from lapor.services.settings import Settings
 from lapor.shared.events import ComplaintReceived
 

@@ -30,7 +30,7 @@ from lapor.services.infra import RUN_FILE
 from lapor.services.settings import Settings
 from lapor.services.supervisor import stop_process
 
-LAPOR = [sys.executable, "-m", "lapor.services.cli"]
+LAPOR = [sys.executable, "-m", "lapor.services.command"]
 SERVICE_COUNT = 4
 
 

@@ -6,7 +6,7 @@ subjects, so two writers racing on one complaint cannot both win, and a retry af
 window closes cannot append twice either.
 
 Every append also links the event into its complaint's hash chain (tamper evidence, see
-:mod:`lapor.services.audit`): ``Lapor-Prev-Hash`` is the ``Lapor-Hash`` of the event at
+:mod:`lapor.ops.audit`): ``Lapor-Prev-Hash`` is the ``Lapor-Hash`` of the event at
 ``expected_last_seq`` (or the complaint's genesis hash for its first event) and
 ``Lapor-Hash`` = :func:`chain_hash` of that, the subject, the application headers and the
 data. The server accepts the append only if ``expected_last_seq`` is still the

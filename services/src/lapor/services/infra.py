@@ -21,6 +21,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,9 @@ from lapor.services.settings import Settings
 from lapor.services.supervisor import Supervised, Supervisor
 
 log = structlog.get_logger(__name__)
+
+# pgserver's lock file falls back to /tmp on machines without a login session, and says so.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 NATS_IMAGE = "nats:2.15-alpine"
 POSTGRES_IMAGE = "postgres:16-alpine"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lapor.services import natsauth
+from lapor.ops import natsauth
 from lapor.shared.registry import Registry, load_registry
 from lapor.shared.subjects import Subjects
 

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from lapor.services.audit import (
+from lapor.ops.audit import (
     audit_entries,
     describe_history,
     entries_history,

@@ -21,8 +21,8 @@ from datetime import datetime
 import asyncpg
 from nats.js import JetStreamContext
 
-from lapor.services.audit import printable
-from lapor.services.replay import Skip
+from lapor.ops.audit import printable
+from lapor.ops.replay import Skip
 
 STATE = """SELECT projection, last_seq, stopped_seq, stopped_subject, stopped_reason,
                   stopped_since, stopped_attempts

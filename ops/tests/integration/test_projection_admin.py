@@ -8,7 +8,7 @@ import argparse
 
 import nats
 
-from lapor.services.cli import run_projections
+from lapor.ops.commands.projections import run_projections
 from lapor.services.testing import eventually, serving
 from lapor.tracker.app import create_app as tracker_app
 

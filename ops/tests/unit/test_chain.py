@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from lapor.services.audit import (
+from lapor.ops.audit import (
     ALTERED,
     ANCHOR_MISMATCH,
     FORKED,

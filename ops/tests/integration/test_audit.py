@@ -15,8 +15,8 @@ import pytest
 from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg, StorageType, StreamConfig
 
-from lapor.services import audit
-from lapor.services.audit import (
+from lapor.ops import audit
+from lapor.ops.audit import (
     ALTERED,
     MISSING,
     REORDERED,

@@ -1,5 +1,5 @@
 """One agency cannot read another's messages, on a real nats-server with the generated
-configuration (``lapor.services.natsauth``).
+configuration (``lapor.ops.natsauth``).
 
 Every attack is run twice on the same fresh server: first as agency A, where the server
 must refuse it (a permissions violation naming the exact subject, reported through
@@ -25,7 +25,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from lapor.services import natsauth
+from lapor.ops import natsauth
 from lapor.services.infra import embedded_nats, free_port, nats_server_binary
 from lapor.services.settings import Settings
 from lapor.services.topology import stream_configs

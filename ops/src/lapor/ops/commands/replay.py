@@ -1,0 +1,51 @@
+"""``lapor replay [PROJECTION ...] --verify | --swap [--from-seq N | --from-time T]``:
+rebuild read models from the log into fresh tables, then list every difference or swap
+them in (``lapor.ops.replay``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from datetime import datetime
+
+from lapor.ops.reach import deployment
+from lapor.services.command import Command
+from lapor.services.settings import Settings
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("projections", nargs="*", help="default: all installed")
+    how = parser.add_mutually_exclusive_group(required=True)
+    how.add_argument("--verify", action="store_true", help="list every difference")
+    how.add_argument("--swap", action="store_true", help="replace the live tables")
+    parser.add_argument("--from-seq", type=int, default=1)
+    parser.add_argument("--from-time", type=datetime.fromisoformat)
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    with deployment(settings) as reached:
+        return asyncio.run(run_replay(reached, args))
+
+
+async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from lapor.ops.replay import replay
+
+    report = await replay(
+        settings,
+        args.projections,
+        mode="verify" if args.verify else "swap",
+        from_seq=args.from_seq,
+        from_time=args.from_time,
+    )
+    for name, verdict in report.items():
+        if verdict.stopped is not None:
+            outcome = "not swapped: the rebuild stopped" if args.swap else "rebuild stopped"
+        else:
+            outcome = "swapped" if args.swap else f"{len(verdict.differences)} difference(s)"
+        print(f"{name}: {outcome}", *verdict.describe(), sep="\n")
+    return 0 if all(v.clean for v in report.values()) else 1
+
+
+COMMAND = Command(
+    help="rebuild read models from the log; verify or swap", arguments=arguments, run=run
+)

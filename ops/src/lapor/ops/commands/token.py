@@ -1,0 +1,39 @@
+"""``lapor token admin | agency OPD [--name] [--ttl]``: a bearer token for the admin or an
+agency officer, signed with the deployment's ``LAPOR_AUTH_SECRET`` (locally, the one kept
+in the data folder)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lapor.services.auth import issue_token
+from lapor.services.command import Command
+from lapor.services.settings import Settings
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("role", choices=["admin", "agency"])
+    parser.add_argument("opd", nargs="?", help="the officer's unit (for agency)")
+    parser.add_argument("--name", help="the officer's name, recorded with their actions")
+    parser.add_argument(
+        "--ttl", type=int, default=86400, help="seconds (default: a day; at most 30 days)"
+    )
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    assert settings.auth_secret is not None
+    secret = settings.auth_secret.get_secret_value()
+    try:
+        if args.ttl <= 0:
+            raise ValueError("--ttl must be a positive number of seconds")
+        print(issue_token(secret, args.role, args.opd, args.name, args.ttl))
+    except ValueError as e:  # one line, not a traceback: a typo is not a crash
+        print(f"lapor token: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+COMMAND = Command(
+    help="issue a token for the admin or an agency officer", arguments=arguments, run=run
+)
