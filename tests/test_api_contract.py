@@ -33,9 +33,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from lapor.analytics.app import create_app as analytics_app
+from lapor.devtools.testing import as_reporter, bearer, serving
 from lapor.intake.app import create_app as intake_app
 from lapor.services.settings import Settings
-from lapor.services.testing import as_reporter, bearer, serving
 from lapor.shared.tracking import new_tracking_id
 from lapor.tracker.app import create_app as tracker_app
 

@@ -8,7 +8,7 @@ from lapor.router.domain import RoutingTable
 
 
 def demo_items() -> list[dict]:
-    return json.loads(files("lapor.services").joinpath("demo_complaints.json").read_text())
+    return json.loads(files("lapor.devtools").joinpath("demo_complaints.json").read_text())
 
 
 def test_every_demo_complaint_is_a_valid_submission():

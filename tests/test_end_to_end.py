@@ -9,9 +9,9 @@ import contextlib
 import httpx
 
 from lapor.analytics.app import create_app as analytics_app
+from lapor.devtools.testing import bearer, eventually, serving
 from lapor.intake.app import create_app as intake_app
 from lapor.router.app import create_app as router_app
-from lapor.services.testing import bearer, eventually, serving
 from lapor.tracker.app import create_app as tracker_app
 
 ROAD = {

@@ -26,11 +26,11 @@ import nats
 from nats.js import JetStreamContext
 
 from lapor.analytics.app import create_app as analytics_app
+from lapor.devtools.testing import as_reporter, bearer, eventually, serving
 from lapor.intake.app import create_app as intake_app
 from lapor.ops.replay import replay
 from lapor.services.eventstore import EventStore
 from lapor.services.settings import Settings
-from lapor.services.testing import as_reporter, bearer, eventually, serving
 from lapor.shared.envelope import Envelope, decode, parse
 from lapor.shared.events import ComplaintReceived, ComplaintRouted, ReporterIdentified
 from lapor.shared.tracking import new_tracking_id

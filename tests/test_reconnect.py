@@ -19,14 +19,14 @@ import asyncpg
 import httpx
 import pytest
 
+from lapor.devtools.infra import EmbeddedServer, embedded_nats, free_port, postgres_child
+from lapor.devtools.supervisor import running_once
+from lapor.devtools.testing import eventually, serving
 from lapor.intake.app import create_app as intake_app
 from lapor.router.app import create_app as router_app
 from lapor.services.bootstrap import bootstrap
 from lapor.services.database import create_pool
-from lapor.services.infra import EmbeddedServer, embedded_nats, free_port, postgres_child
 from lapor.services.settings import Settings
-from lapor.services.supervisor import running_once
-from lapor.services.testing import eventually, serving
 from lapor.tracker.app import create_app as tracker_app
 
 pytestmark = pytest.mark.connected

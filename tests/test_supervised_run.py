@@ -11,8 +11,8 @@ import uuid
 import httpx
 import pytest
 
-from lapor.services.chaos import LocalSystem
-from lapor.services.testing import eventually
+from lapor.devtools.chaos import LocalSystem
+from lapor.devtools.testing import eventually
 
 pytestmark = pytest.mark.connected
 

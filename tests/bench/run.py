@@ -80,10 +80,10 @@ from loadgen import LeanClient
 from system import CpuMeter, services
 from workload import EVENTS_PER_COMPLAINT, EventLog, Submissions, received_envelope_json
 
+from lapor.devtools.infra import infrastructure
 from lapor.ops.replay import installed_projections
 from lapor.services.bootstrap import bootstrap
 from lapor.services.database import with_database
-from lapor.services.infra import infrastructure
 from lapor.services.logging import configure_logging
 from lapor.services.settings import Settings
 

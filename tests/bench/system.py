@@ -16,7 +16,7 @@ from typing import IO
 import httpx
 import psutil
 
-from lapor.services.infra import free_port
+from lapor.devtools.infra import free_port
 from lapor.services.settings import Settings
 
 LAPOR = Path(sys.executable).with_name("lapor")

@@ -34,7 +34,7 @@ EVENTS_PER_COMPLAINT = 6
 
 
 def demo_complaints() -> list[dict[str, Any]]:
-    text = files("lapor.services").joinpath("demo_complaints.json").read_text("utf-8")
+    text = files("lapor.devtools").joinpath("demo_complaints.json").read_text("utf-8")
     return json.loads(text)
 
 

@@ -31,8 +31,8 @@ import nats
 import pytest
 from nats.js.api import ConsumerInfo
 
+from lapor.devtools.chaos import LocalSystem
 from lapor.ops.replay import replay
-from lapor.services.chaos import LocalSystem
 from lapor.services.settings import Settings
 from lapor.shared.events import ComplaintReceived
 
@@ -46,7 +46,7 @@ SETTLE_SECONDS = 1.5
 
 
 def complaints() -> list[dict]:
-    demo = files("lapor.services") / "demo_complaints.json"
+    demo = files("lapor.devtools") / "demo_complaints.json"
     return json.loads(demo.read_text())
 
 

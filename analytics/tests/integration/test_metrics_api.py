@@ -14,8 +14,8 @@ import nats
 import pytest
 
 from lapor.analytics.app import create_app
+from lapor.devtools.testing import eventually, serving
 from lapor.services.eventstore import EventStore
-from lapor.services.testing import eventually, serving
 from lapor.shared.envelope import envelope
 from lapor.shared.events import ComplaintRated
 

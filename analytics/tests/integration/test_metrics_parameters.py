@@ -7,8 +7,8 @@ import httpx
 import pytest
 
 from lapor.analytics.app import create_app
+from lapor.devtools.testing import serving
 from lapor.services.settings import Settings
-from lapor.services.testing import serving
 
 PATHS = ["/metrics", "/exports/metrics.csv", "/exports/metrics.ndjson"]
 

@@ -10,11 +10,11 @@ import nats
 import pytest
 from pydantic import SecretStr
 
+from lapor.devtools.infra import embedded_nats
+from lapor.devtools.testing import serving
 from lapor.intake.app import create_app
 from lapor.services.bootstrap import bootstrap
-from lapor.services.infra import embedded_nats
 from lapor.services.settings import Settings
-from lapor.services.testing import serving
 from lapor.shared.envelope import decode, parse
 from lapor.shared.events import ComplaintReceived, ReporterIdentified
 from lapor.shared.tracking import PATTERN

@@ -25,8 +25,8 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from lapor.devtools.infra import embedded_nats, free_port, nats_server_binary
 from lapor.ops import natsauth
-from lapor.services.infra import embedded_nats, free_port, nats_server_binary
 from lapor.services.settings import Settings
 from lapor.services.topology import stream_configs
 from lapor.shared.registry import Registry, load_registry

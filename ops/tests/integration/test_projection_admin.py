@@ -8,8 +8,8 @@ import argparse
 
 import nats
 
+from lapor.devtools.testing import eventually, serving
 from lapor.ops.commands.projections import run_projections
-from lapor.services.testing import eventually, serving
 from lapor.tracker.app import create_app as tracker_app
 
 POISON = b'{"not": "an event \x1b]0;pwned\x07 \x1b[2J"}'

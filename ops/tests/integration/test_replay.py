@@ -8,10 +8,10 @@ import contextlib
 import asyncpg
 
 from lapor.analytics.app import create_app as analytics_app
+from lapor.devtools.testing import eventually, serving
 from lapor.intake.app import create_app as intake_app
 from lapor.ops.replay import replay
 from lapor.router.app import create_app as router_app
-from lapor.services.testing import eventually, serving
 from lapor.tracker.app import create_app as tracker_app
 
 COMPLAINTS = [

@@ -7,12 +7,12 @@ import contextlib
 
 import nats
 
+from lapor.devtools.testing import eventually, serving
 from lapor.intake.app import create_app as intake_app
 from lapor.router.app import create_app as router_app
 from lapor.router.domain import RoutingTable
 from lapor.router.rules_store import RulesStore
 from lapor.services.eventstore import EventStore
-from lapor.services.testing import eventually, serving
 from lapor.shared.envelope import decode
 from lapor.shared.events import ComplaintRouted
 

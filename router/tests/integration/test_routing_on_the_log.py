@@ -8,13 +8,13 @@ import uuid
 
 import nats
 
+from lapor.devtools.testing import eventually, serving
 from lapor.intake.app import create_app as intake_app
 from lapor.router.app import create_app as router_app
 from lapor.router.domain import RoutingTable
 from lapor.router.handlers import route_complaint
 from lapor.services.eventstore import EventStore
 from lapor.services.settings import Settings
-from lapor.services.testing import eventually, serving
 from lapor.shared.envelope import decode, envelope, parse
 from lapor.shared.events import (
     Actor,

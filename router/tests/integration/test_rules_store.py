@@ -13,10 +13,10 @@ import nats
 import nats.js.errors
 import pytest
 
+from lapor.devtools.testing import eventually
 from lapor.router.domain import RoutingTable
 from lapor.router.rules_store import CHANGES, KEY, RulesStore
 from lapor.services.settings import Settings
-from lapor.services.testing import eventually
 from lapor.shared.events import ComplaintReceived
 
 PACKAGED = files("lapor.router").joinpath("routing_table.toml").read_text("utf-8")

@@ -9,13 +9,13 @@ import contextlib
 import asyncpg
 import nats
 
+from lapor.devtools.testing import eventually, serving
 from lapor.intake.app import create_app as intake_app
 from lapor.ops import projection_admin
 from lapor.ops.replay import replay
 from lapor.router.app import create_app as router_app
 from lapor.services.eventstore import EventStore
 from lapor.services.settings import Settings
-from lapor.services.testing import eventually, serving
 from lapor.tracker.app import create_app as tracker_app
 
 COMPLAINT = {

@@ -8,10 +8,10 @@ import uuid
 
 import nats
 
+from lapor.devtools.testing import as_reporter, bearer, eventually, serving
 from lapor.services.auth import issue_token
 from lapor.services.eventstore import EventStore
 from lapor.services.settings import Settings
-from lapor.services.testing import as_reporter, bearer, eventually, serving
 from lapor.shared.envelope import envelope
 from lapor.shared.events import (
     Actor,

@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 import nats
 
+from lapor.devtools.testing import eventually, serving
 from lapor.services.eventstore import EventStore
 from lapor.services.settings import DeadlineSettings
-from lapor.services.testing import eventually, serving
 from lapor.shared.envelope import decode, envelope
 from lapor.shared.events import (
     Actor,

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
+from lapor.devtools.testing import bearer, serving
 from lapor.services.settings import Settings
-from lapor.services.testing import bearer, serving
 from lapor.tracker.app import create_app
 
 from .test_exports import CHUNK_ROWS, insert, insert_generated, streaming

@@ -23,8 +23,8 @@ import asyncpg
 import httpx
 from fastapi import FastAPI
 
+from lapor.devtools.testing import bearer, eventually, serving
 from lapor.services.settings import Settings
-from lapor.services.testing import bearer, eventually, serving
 from lapor.tracker.app import create_app
 from lapor.tracker.exports import CHUNK_ROWS, COLUMNS, MAX_RUNNING
 

@@ -10,9 +10,9 @@ import asyncpg
 import nats
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from lapor.devtools.testing import bearer, eventually, serving
 from lapor.services.eventstore import EventStore
 from lapor.services.settings import Settings
-from lapor.services.testing import bearer, eventually, serving
 from lapor.shared.envelope import envelope
 from lapor.shared.events import (
     Actor,

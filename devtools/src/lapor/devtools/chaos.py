@@ -26,17 +26,25 @@ import httpx
 import psutil
 from pydantic import SecretStr
 
-from lapor.services.infra import RUN_FILE
+from lapor.devtools.infra import RUN_FILE
+from lapor.devtools.supervisor import stop_process
+from lapor.services.discovery import installed_services
 from lapor.services.settings import Settings
-from lapor.services.supervisor import stop_process
 
 LAPOR = [sys.executable, "-m", "lapor.services.command"]
-SERVICE_COUNT = 4
 
 
-def free_port_block(count: int = SERVICE_COUNT, tries: int = 50) -> int:
-    """A base port with ``count`` free ports from it up (``lapor run --base-port``): the
-    default 8080-8083 may be taken by another run on the same machine."""
+def service_port_span() -> int:
+    """How many consecutive ports the installed services take from ``--base-port`` up."""
+    ports = [service.port for service in installed_services().values()]
+    return max(ports) - min(ports) + 1
+
+
+def free_port_block(count: int | None = None, tries: int = 50) -> int:
+    """A base port with ``count`` free ports from it up (``lapor run --base-port``; by
+    default as many as the services take): their own ports, 8080 and up, may be taken by
+    another run on the same machine."""
+    count = count or service_port_span()
     for _ in range(tries):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))

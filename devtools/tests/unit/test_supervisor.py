@@ -13,7 +13,7 @@ import time
 import psutil
 import pytest
 
-from lapor.services.supervisor import (
+from lapor.devtools.supervisor import (
     RestartPolicy,
     Supervised,
     Supervisor,

@@ -25,10 +25,10 @@ import nats
 import pytest
 from fastapi import FastAPI
 
+from lapor.devtools.infra import Infrastructure, infrastructure
 from lapor.services.auth import issue_token, reporter_secret
 from lapor.services.bootstrap import bootstrap
 from lapor.services.database import with_database
-from lapor.services.infra import Infrastructure, infrastructure
 from lapor.services.settings import Settings
 from lapor.services.topology import stream_configs
 

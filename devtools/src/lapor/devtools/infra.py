@@ -28,8 +28,8 @@ from pathlib import Path
 
 import structlog
 
+from lapor.devtools.supervisor import Supervised, Supervisor
 from lapor.services.settings import Settings
-from lapor.services.supervisor import Supervised, Supervisor
 
 log = structlog.get_logger(__name__)
 

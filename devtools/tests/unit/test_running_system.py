@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lapor.services.infra import RUN_FILE, DataDirInUse, exclusive, infrastructure
+from lapor.devtools.infra import RUN_FILE, DataDirInUse, exclusive, infrastructure
 from lapor.services.settings import Settings
 
 RUNNING = {"nats_url": "nats://127.0.0.1:4999", "database_url": "postgresql://x@/db?host=/s"}

@@ -162,7 +162,7 @@ class Urls:
 
 def load_complaints() -> list[dict[str, Any]]:
     """The demo complaints, shipped inside the package so ``lapor demo`` works anywhere."""
-    text = files("lapor.services").joinpath(DATA_FILE).read_text(encoding="utf-8")
+    text = files("lapor.devtools").joinpath(DATA_FILE).read_text(encoding="utf-8")
     return json.loads(text)
 
 

@@ -1,7 +1,8 @@
-"""``lapor run`` and ``lapor demo``: the local system, for development.
+"""``lapor run [SERVICE ...] [--base-port N]``: the local system, for development.
 
-lapor run [SERVICE ...]   local infrastructure + migrate + the services, supervised, until Ctrl-C
-lapor demo                submit a realistic batch to a running system, print completion
+Local infrastructure (``lapor.devtools.infra``), the streams and migrations, and every
+installed service (``lapor.services.discovery``) in its own process on its own port, all
+supervised (``lapor.devtools.supervisor``) until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -17,16 +18,12 @@ from pathlib import Path
 
 import httpx
 
+from lapor.devtools.infra import RUN_FILE, Infrastructure, supervised_infrastructure
+from lapor.devtools.supervisor import Supervised
 from lapor.services.bootstrap import bootstrap
 from lapor.services.command import Command
 from lapor.services.discovery import installed_services, local_ports
-from lapor.services.infra import (
-    RUN_FILE,
-    Infrastructure,
-    supervised_infrastructure,
-)
 from lapor.services.settings import Settings
-from lapor.services.supervisor import Supervised
 
 EXAMPLE = (
     ' -H \'content-type: application/json\' -d \'{"title": "Jalan berlubang",'
@@ -34,7 +31,7 @@ EXAMPLE = (
 )
 
 
-def run_arguments(parser: argparse.ArgumentParser) -> None:
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("services", nargs="*", help="default: all installed services")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument(
@@ -45,7 +42,7 @@ def run_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run_command(settings: Settings, args: argparse.Namespace) -> int:
+def run(settings: Settings, args: argparse.Namespace) -> int:
     return run_local(settings, args.services, args.host, args.base_port)
 
 
@@ -122,27 +119,4 @@ def _announce(data_dir: Path, infra: Infrastructure, host: str, ports: dict[str,
     print("A process that dies is started again. Ctrl-C stops everything.\n", flush=True)
 
 
-def default_url(name: str) -> str | None:
-    """Where a service installed here listens when ``lapor run`` runs it on its own port."""
-    service = installed_services().get(name)
-    return None if service is None else f"http://127.0.0.1:{service.port}"
-
-
-def demo_arguments(parser: argparse.ArgumentParser) -> None:
-    for name in ("intake", "tracker", "analytics"):
-        url = default_url(name)
-        parser.add_argument(f"--{name}", default=url, required=url is None)
-
-
-def demo_command(settings: Settings, args: argparse.Namespace) -> int:
-    from lapor.services.demo import main as demo_main
-
-    assert settings.auth_secret is not None
-    secret = settings.auth_secret.get_secret_value()
-    return demo_main(args.intake, args.tracker, args.analytics, secret)
-
-
-RUN = Command(help="run the system locally", arguments=run_arguments, run=run_command)
-DEMO = Command(
-    help="submit a demo batch to a running system", arguments=demo_arguments, run=demo_command
-)
+COMMAND = Command(help="run the system locally", arguments=arguments, run=run)

@@ -1,0 +1,1 @@
+"""lapor.devtools: the local system and the test harness, for development only."""

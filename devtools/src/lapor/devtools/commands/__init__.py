@@ -1,0 +1,1 @@
+"""The development subcommands of ``lapor``, one module each (``lapor.commands`` entry points)."""
