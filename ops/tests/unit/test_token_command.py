@@ -6,7 +6,7 @@ import jwt
 import pytest
 
 from lapor.services.auth import ALGORITHM, ISSUER, MAX_TTL, actor_from_token
-from lapor.services.command import main
+from lapor.services.cli import main
 from lapor.shared.events import Actor
 
 SECRET = "unit-test-secret-of-thirty-two-bytes"
@@ -18,7 +18,7 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setenv("LAPOR_DATA_DIR", str(tmp_path))
     # The command points the process's logging at this test's captured stderr, which is
     # closed once the test ends: later tests would log into a closed file.
-    monkeypatch.setattr("lapor.services.command.configure_logging", lambda *args: None)
+    monkeypatch.setattr("lapor.services.cli.configure_logging", lambda *args: None)
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ from lapor.devtools.supervisor import stop_process
 from lapor.services.discovery import installed_services
 from lapor.services.settings import Settings
 
-LAPOR = [sys.executable, "-m", "lapor.services.command"]
+LAPOR = [sys.executable, "-m", "lapor.services.cli"]
 
 
 def service_port_span() -> int:

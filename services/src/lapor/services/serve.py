@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from lapor.services.command import Command
+from lapor.services.cli import Command
 from lapor.services.discovery import installed_services
 from lapor.services.settings import Settings
 

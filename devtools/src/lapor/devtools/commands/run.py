@@ -21,7 +21,7 @@ import httpx
 from lapor.devtools.infra import RUN_FILE, Infrastructure, supervised_infrastructure
 from lapor.devtools.supervisor import Supervised
 from lapor.services.bootstrap import bootstrap
-from lapor.services.command import Command
+from lapor.services.cli import Command
 from lapor.services.discovery import installed_services, local_ports
 from lapor.services.settings import Settings
 
@@ -99,7 +99,7 @@ def service_child(name: str, host: str, port: int, env: dict[str, str]) -> Super
     serve = ["serve", name, "--host", host, "--port", str(port)]
     return Supervised(
         name,
-        [sys.executable, "-m", "lapor.services.command", *serve],
+        [sys.executable, "-m", "lapor.services.cli", *serve],
         ready=lambda: httpx.get(ready_url, timeout=1).status_code == 200,
         env=env,
     )

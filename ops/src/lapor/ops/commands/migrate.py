@@ -10,7 +10,7 @@ import asyncio
 
 from lapor.ops.reach import deployment
 from lapor.services.bootstrap import bootstrap
-from lapor.services.command import Command
+from lapor.services.cli import Command
 from lapor.services.settings import Settings
 
 

@@ -10,7 +10,7 @@ import secrets
 from pathlib import Path
 
 from lapor.ops.reach import deployment
-from lapor.services.command import Command
+from lapor.services.cli import Command
 from lapor.services.settings import Settings
 
 

@@ -8,7 +8,7 @@ import argparse
 import asyncio
 
 from lapor.ops.reach import deployment
-from lapor.services.command import Command
+from lapor.services.cli import Command
 from lapor.services.settings import Settings
 
 

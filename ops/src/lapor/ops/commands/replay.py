@@ -9,7 +9,7 @@ import asyncio
 from datetime import datetime
 
 from lapor.ops.reach import deployment
-from lapor.services.command import Command
+from lapor.services.cli import Command
 from lapor.services.settings import Settings
 
 

@@ -16,7 +16,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from lapor.services.command import Command
+from lapor.services.cli import Command
 from lapor.services.settings import Settings
 
 

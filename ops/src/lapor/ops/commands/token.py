@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from lapor.services.auth import issue_token
-from lapor.services.command import Command
+from lapor.services.cli import Command
 from lapor.services.settings import Settings
 
 
