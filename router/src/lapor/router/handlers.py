@@ -24,8 +24,9 @@ from faststream.nats.annotations import NatsMessage
 
 from lapor.router.domain import Decision, RoutingTable
 from lapor.router.rules_store import RulesStore
+from lapor.services.commands import decide_and_append
 from lapor.services.consumers import consumer_config, handle_reliably
-from lapor.services.eventstore import ConcurrencyError, EventStore, StoredEvent
+from lapor.services.eventstore import EventStore, StoredEvent
 from lapor.services.runtime import Runtime
 from lapor.shared.envelope import Envelope, Event, decode, derived_event_id, envelope
 from lapor.shared.events import (
@@ -47,37 +48,41 @@ async def route_complaint(
     store: EventStore, table: RoutingTable, trigger: StoredEvent, auto_dispose: float
 ) -> Decision | None:
     """Route (or re-route) the complaint ``trigger`` belongs to; None if that is moot."""
-    complaint_id = trigger.envelope.complaint_id
     routed_id = derived_event_id(trigger.envelope.event_id, "routed")
     disposed_id = derived_event_id(trigger.envelope.event_id, "disposed")
-    for _ in range(APPEND_ATTEMPTS):
-        history = await store.load(complaint_id)
+    decided: list[Decision] = []
+
+    def decide(history: list[StoredEvent]) -> list[Envelope]:
+        decided.clear()
         events = [(s, decode(s.envelope)) for s in history]
         received = next((e for _, e in events if isinstance(e, ComplaintReceived)), None)
         if received is None or _settled_after(events, trigger.seq):
-            return None
+            return []
         declined = frozenset(e.opd for _, e in events if isinstance(e, AuthorityDeclined))
         decision = table.decide(received, exclude=declined)
+        decided.append(decision)
+        # What an earlier delivery of the same trigger appended is not appended again.
         ids = {s.envelope.event_id for s in history}
-        try:
-            last = history[-1].seq
-            if routed_id not in ids:
-                last = await store.append(
-                    _env(routed_event(decision), trigger, routed_id), history[-1].seq
-                )
-                log.info("complaint routed", opd=decision.opd, rule=decision.rule)
-            if decision.confidence >= auto_dispose and disposed_id not in ids:
-                disposed = ComplaintDisposed(
-                    opd=decision.opd, opd_name=decision.opd_name, by=ROUTER, automatic=True
-                )
-                # Expected last: the routing just appended (or the history's last event);
-                # if anything came between, the append is refused and we look again.
-                await store.append(_env(disposed, trigger, disposed_id), last)
-                log.info("complaint disposed automatically", opd=decision.opd)
-            return decision
-        except ConcurrencyError:
-            continue  # someone appended meanwhile: look again
-    raise RuntimeError(f"{complaint_id}: could not append the routing")
+        wanted = []
+        if routed_id not in ids:
+            wanted.append(_env(routed_event(decision), trigger, routed_id))
+        if decision.confidence >= auto_dispose and disposed_id not in ids:
+            disposed = ComplaintDisposed(
+                opd=decision.opd, opd_name=decision.opd_name, by=ROUTER, automatic=True
+            )
+            wanted.append(_env(disposed, trigger, disposed_id))
+        return wanted
+
+    done = await decide_and_append(
+        store, trigger.envelope.complaint_id, decide, attempts=APPEND_ATTEMPTS
+    )
+    if not decided:
+        return None
+    decision = decided[0]
+    if done.appended:
+        types = [stored.envelope.type for stored in done.appended]
+        log.info("complaint routed", opd=decision.opd, rule=decision.rule, appended=types)
+    return decision
 
 
 def _settled_after(events: list[tuple[StoredEvent, Event]], seq: int) -> bool:

@@ -29,9 +29,10 @@ from lapor.services.auth import (
     auth_secret_of,
     is_reporter,
 )
-from lapor.services.eventstore import ConcurrencyError, EventStore
+from lapor.services.commands import decide_and_append
+from lapor.services.eventstore import ConcurrencyError, StoredEvent
 from lapor.services.runtime import Runtime, correlation_uuid, runtime_of
-from lapor.shared.envelope import decode, envelope
+from lapor.shared.envelope import Envelope, decode, envelope
 from lapor.shared.events import (
     OPD_CODE,
     Actor,
@@ -466,31 +467,36 @@ async def _act(
     action: str,
     command: domain.Command,
 ) -> ActionAccepted | JSONResponse:
-    state, last_seq = await load_state(rt.store, tracking_id)
+    correlation_id = correlation_uuid(request)
+
+    def decide(history: list[StoredEvent]) -> list[Envelope]:
+        event = domain.decide(life_of(history), actor, action, command)
+        return [envelope(event, complaint_id=tracking_id, correlation_id=correlation_id)]
+
     try:
-        event = domain.decide(state, actor, action, command)
+        # One attempt: a person decided on what they saw; if another action came first,
+        # they are told, not overruled behind their back.
+        done = await decide_and_append(rt.store, tracking_id, decide)
     except Forbidden as e:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(e)) from None
     except NotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such complaint for you") from None
     except NotAllowed as e:
         return _conflict(str(e), e.status, e.allowed)
-    env = envelope(event, complaint_id=tracking_id, correlation_id=correlation_uuid(request))
-    try:
-        await rt.store.append(env, expected_last_seq=last_seq)
     except ConcurrencyError:
-        state, _ = await load_state(rt.store, tracking_id)
-        assert state is not None
+        now = life_of(await rt.store.load(tracking_id))
+        assert now is not None
         return _conflict(
             "another action on this complaint came first; reload and retry",
-            state.status,
-            domain.allowed_actions(state, actor.role),
+            now.status,
+            domain.allowed_actions(now, actor.role),
         )
-    after = evolve(state, event, tracking_id, env.occurred_at)
+    [appended] = done.appended
+    after = life_of([*done.history, appended])
     assert after is not None
     return ActionAccepted(
         tracking_id=tracking_id,
-        event_id=str(env.event_id),
+        event_id=str(appended.envelope.event_id),
         status=after.status,
         allowed_actions=domain.allowed_actions(after, actor.role),
     )
@@ -503,11 +509,10 @@ def _conflict(detail: str, current: Status, allowed: list[str]) -> JSONResponse:
     )
 
 
-async def load_state(store: EventStore, tracking_id: str) -> tuple[Lifecycle | None, int]:
-    """The complaint's state folded from the log, and the sequence it was read at."""
-    state: Lifecycle | None = None
-    last_seq = 0
-    for stored in await store.load(tracking_id):
-        state = evolve(state, decode(stored.envelope), tracking_id, stored.envelope.occurred_at)
-        last_seq = stored.seq
-    return state, last_seq
+def life_of(history: list[StoredEvent]) -> Lifecycle | None:
+    """The complaint's life folded from its events."""
+    life: Lifecycle | None = None
+    for stored in history:
+        env = stored.envelope
+        life = evolve(life, decode(env), env.complaint_id, env.occurred_at)
+    return life

@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 import asyncpg
 import structlog
 
-from lapor.services.eventstore import ConcurrencyError
+from lapor.services.commands import decide_and_append
+from lapor.services.eventstore import ConcurrencyError, StoredEvent
 from lapor.services.runtime import Runtime
-from lapor.shared.envelope import EVENT_NAMESPACE, Event, envelope
+from lapor.shared.envelope import EVENT_NAMESPACE, Envelope, Event, envelope
 from lapor.shared.events import (
     Actor,
     ComplaintClosed,
@@ -105,20 +106,31 @@ class DeadlineScheduler:
             return 0
         kind, event = due
         complaint_id = row["tracking_id"]
-        last = await self.rt.store.last(complaint_id)
-        if last is None or last.seq != row["last_seq"]:
-            return 0  # the read model is behind the log: decide on the next round
         timer_id = f"{complaint_id}:{row['clock_step']}:{row['clock_started_at'].isoformat()}"
-        env = envelope(
-            event,
-            complaint_id=complaint_id,
-            correlation_id=last.envelope.correlation_id,
-            causation_id=last.envelope.event_id,
-            event_id=uuid.uuid5(EVENT_NAMESPACE, f"{timer_id}:{kind}"),
-        )
+
+        async def last_event() -> list[StoredEvent]:
+            last = await self.rt.store.last(complaint_id)
+            return [last] if last else []
+
+        def decide(history: list[StoredEvent]) -> list[Envelope]:
+            if not history or history[-1].seq != row["last_seq"]:
+                return []  # the read model is behind the log: decide on the next round
+            last = history[-1].envelope
+            return [
+                envelope(
+                    event,
+                    complaint_id=complaint_id,
+                    correlation_id=last.correlation_id,
+                    causation_id=last.event_id,
+                    event_id=uuid.uuid5(EVENT_NAMESPACE, f"{timer_id}:{kind}"),
+                )
+            ]
+
         try:
-            await self.rt.store.append(env, expected_last_seq=last.seq)
+            done = await decide_and_append(self.rt.store, complaint_id, decide, load=last_event)
         except ConcurrencyError:
+            return 0  # something happened meanwhile: the next round decides again
+        if not done.appended:
             return 0
         log.info("deadline fired", complaint_id=complaint_id, kind=kind, step=row["clock_step"])
         return 1
