@@ -332,7 +332,7 @@ async def post_disposition(
             [{"loc": ("body", "opd"), "msg": "not a unit in the registry", "type": "value_error"}]
         )
     command = domain.dispose(unit.code, unit.name, actor)
-    return await _act(rt, request, tracking_id, actor, "dispose", command)
+    return await _act(rt, request, tracking_id, actor, command)
 
 
 @router.post("/complaints/{tracking_id}/hold", **ACCEPTED)
@@ -340,14 +340,14 @@ async def post_hold(
     tracking_id: TrackingId, body: Reason, request: Request, rt: Rt, actor: AuthenticatedActor
 ) -> ActionAccepted | JSONResponse:
     """Tunda: on hold with a reason; the deadline clock stops."""
-    return await _act(rt, request, tracking_id, actor, "hold", domain.hold(body.reason, actor))
+    return await _act(rt, request, tracking_id, actor, domain.hold(body.reason, actor))
 
 
 @router.post("/complaints/{tracking_id}/resumption", **ACCEPTED)
 async def post_resumption(
     tracking_id: TrackingId, request: Request, rt: Rt, actor: AuthenticatedActor
 ) -> ActionAccepted | JSONResponse:
-    return await _act(rt, request, tracking_id, actor, "resume", domain.resume(actor))
+    return await _act(rt, request, tracking_id, actor, domain.resume(actor))
 
 
 @router.post("/complaints/{tracking_id}/archive", **ACCEPTED)
@@ -356,7 +356,7 @@ async def post_archive(
 ) -> ActionAccepted | JSONResponse:
     """Arsipkan, with a reason from the fixed list that tells the citizen where to go."""
     command = domain.archive(body.reason, body.note, actor)
-    return await _act(rt, request, tracking_id, actor, "archive", command)
+    return await _act(rt, request, tracking_id, actor, command)
 
 
 @router.post("/agencies/{opd}/complaints/{tracking_id}/follow-ups", **ACCEPTED)
@@ -371,7 +371,7 @@ async def post_follow_up(
     """Tindak lanjut: the unit reports what it is doing."""
     _require_unit(actor, opd)
     command = domain.follow_up(body.message, actor)
-    return await _act(rt, request, tracking_id, actor, "follow_up", command)
+    return await _act(rt, request, tracking_id, actor, command)
 
 
 @router.post("/agencies/{opd}/complaints/{tracking_id}/resolution", **ACCEPTED)
@@ -386,7 +386,7 @@ async def post_resolution(
     """The unit's answer; the reporter may then confirm, reply, rate or reopen."""
     _require_unit(actor, opd)
     command = domain.answer(body.resolution, actor)
-    return await _act(rt, request, tracking_id, actor, "answer", command)
+    return await _act(rt, request, tracking_id, actor, command)
 
 
 @router.post("/agencies/{opd}/complaints/{tracking_id}/declination", **ACCEPTED)
@@ -401,7 +401,7 @@ async def post_declination(
     """Bukan Wewenang: not this unit's authority; the complaint goes back to routing."""
     _require_unit(actor, opd)
     command = domain.decline(body.reason, actor)
-    return await _act(rt, request, tracking_id, actor, "decline", command)
+    return await _act(rt, request, tracking_id, actor, command)
 
 
 async def reporter(
@@ -422,7 +422,7 @@ Reporter = Annotated[Actor, Depends(reporter)]
 async def post_reply(
     tracking_id: TrackingId, body: Reply, request: Request, rt: Rt, actor: Reporter
 ) -> ActionAccepted | JSONResponse:
-    return await _act(rt, request, tracking_id, actor, "reply", domain.reply(body.message))
+    return await _act(rt, request, tracking_id, actor, domain.reply(body.message))
 
 
 @router.post("/complaints/{tracking_id}/rating", **ACCEPTED)
@@ -430,7 +430,7 @@ async def post_rating(
     tracking_id: TrackingId, body: Rating, request: Request, rt: Rt, actor: Reporter
 ) -> ActionAccepted | JSONResponse:
     command = domain.rate(body.stars, body.comment)
-    return await _act(rt, request, tracking_id, actor, "rate", command)
+    return await _act(rt, request, tracking_id, actor, command)
 
 
 @router.post("/complaints/{tracking_id}/reopening", **ACCEPTED)
@@ -438,7 +438,7 @@ async def post_reopening(
     tracking_id: TrackingId, body: Reason, request: Request, rt: Rt, actor: Reporter
 ) -> ActionAccepted | JSONResponse:
     """Not satisfied: back to the unit."""
-    return await _act(rt, request, tracking_id, actor, "reopen", domain.reopen(body.reason))
+    return await _act(rt, request, tracking_id, actor, domain.reopen(body.reason))
 
 
 @router.post("/complaints/{tracking_id}/confirmation", **ACCEPTED)
@@ -446,7 +446,7 @@ async def post_confirmation(
     tracking_id: TrackingId, request: Request, rt: Rt, actor: Reporter
 ) -> ActionAccepted | JSONResponse:
     """Satisfied: the complaint is finished (Selesai)."""
-    return await _act(rt, request, tracking_id, actor, "confirm", domain.confirm(actor))
+    return await _act(rt, request, tracking_id, actor, domain.confirm(actor))
 
 
 def _require(actor: Actor, role: str) -> None:
@@ -464,13 +464,12 @@ async def _act(
     request: Request,
     tracking_id: str,
     actor: Actor,
-    action: str,
     command: domain.Command,
 ) -> ActionAccepted | JSONResponse:
     correlation_id = correlation_uuid(request)
 
     def decide(history: list[StoredEvent]) -> list[Envelope]:
-        event = domain.decide(life_of(history), actor, action, command)
+        event = domain.decide(life_of(history), actor, command)
         return [envelope(event, complaint_id=tracking_id, correlation_id=correlation_id)]
 
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from lapor.shared.envelope import Event
 from lapor.shared.events import (
@@ -94,6 +95,24 @@ class NotAllowed(Exception):
         self.allowed = allowed
 
 
+class Action(StrEnum):
+    """What someone can do to a complaint: the names the rules, the commands and the API
+    share (``allowed_actions`` answers them)."""
+
+    DISPOSE = "dispose"
+    ARCHIVE = "archive"
+    HOLD = "hold"
+    RESUME = "resume"
+    FOLLOW_UP = "follow_up"
+    ANSWER = "answer"
+    DECLINE = "decline"
+    REPLY = "reply"
+    RATE = "rate"
+    REOPEN = "reopen"
+    CONFIRM = "confirm"
+    AUTO_CLOSE = "auto_close"
+
+
 @dataclass(frozen=True)
 class Rule:
     role: str  # who may: admin, agency (the unit it is disposed to), reporter, system
@@ -101,27 +120,28 @@ class Rule:
 
 
 ACTIVE = frozenset({Status.DISPOSED, Status.IN_PROGRESS})
-RULES: dict[str, Rule] = {
-    "dispose": Rule("admin", frozenset({Status.RECEIVED})),
-    "archive": Rule("admin", frozenset({Status.RECEIVED, Status.ON_HOLD})),
-    "hold": Rule("admin", frozenset({Status.RECEIVED, *ACTIVE})),
-    "resume": Rule("admin", frozenset({Status.ON_HOLD})),
-    "follow_up": Rule("agency", ACTIVE),
-    "answer": Rule("agency", ACTIVE),
-    "decline": Rule("agency", ACTIVE),
-    "reply": Rule("reporter", frozenset({Status.ANSWERED})),
-    "rate": Rule("reporter", frozenset({Status.ANSWERED, Status.CLOSED})),
-    "reopen": Rule("reporter", frozenset({Status.ANSWERED, Status.CLOSED})),
-    "confirm": Rule("reporter", frozenset({Status.ANSWERED})),
-    "auto_close": Rule("system", frozenset({Status.ANSWERED})),
+RULES: dict[Action, Rule] = {
+    Action.DISPOSE: Rule("admin", frozenset({Status.RECEIVED})),
+    Action.ARCHIVE: Rule("admin", frozenset({Status.RECEIVED, Status.ON_HOLD})),
+    Action.HOLD: Rule("admin", frozenset({Status.RECEIVED, *ACTIVE})),
+    Action.RESUME: Rule("admin", frozenset({Status.ON_HOLD})),
+    Action.FOLLOW_UP: Rule("agency", ACTIVE),
+    Action.ANSWER: Rule("agency", ACTIVE),
+    Action.DECLINE: Rule("agency", ACTIVE),
+    Action.REPLY: Rule("reporter", frozenset({Status.ANSWERED})),
+    Action.RATE: Rule("reporter", frozenset({Status.ANSWERED, Status.CLOSED})),
+    Action.REOPEN: Rule("reporter", frozenset({Status.ANSWERED, Status.CLOSED})),
+    Action.CONFIRM: Rule("reporter", frozenset({Status.ANSWERED})),
+    Action.AUTO_CLOSE: Rule("system", frozenset({Status.ANSWERED})),
 }
+"""Who may take each action, and in which states (every action has one: tested)."""
 
 
 def allowed_actions(state: Lifecycle, role: str) -> list[str]:
     return [a for a, r in RULES.items() if r.role == role and state.status in r.states]
 
 
-def authorize(state: Lifecycle | None, actor: Actor, action: str) -> Lifecycle:
+def authorize(state: Lifecycle | None, actor: Actor, action: Action) -> Lifecycle:
     """Check who may do ``action`` on this complaint in its present state."""
     rule = RULES[action]
     if actor.role != rule.role:
@@ -147,60 +167,75 @@ def reads_confidential(reader: Actor | None, opd: str | None) -> bool:
     return reader.role in ("reporter", "admin")
 
 
-Command = Callable[[Lifecycle], Event]
+@dataclass(frozen=True)
+class Command:
+    """An action with what it says: ``make`` builds the event from the complaint's life."""
+
+    action: Action
+    make: Callable[[Lifecycle], Event]
 
 
-def decide(state: Lifecycle | None, actor: Actor, action: str, command: Command) -> Event:
+def decide(state: Lifecycle | None, actor: Actor, command: Command) -> Event:
     """Authorize, then build the event the command produces."""
-    return command(authorize(state, actor, action))
+    return command.make(authorize(state, actor, command.action))
 
 
 def dispose(opd: str, opd_name: str, by: Actor, automatic: bool = False) -> Command:
-    return lambda s: ComplaintDisposed(opd=opd, opd_name=opd_name, by=by, automatic=automatic)
+    return Command(
+        Action.DISPOSE,
+        lambda s: ComplaintDisposed(opd=opd, opd_name=opd_name, by=by, automatic=automatic),
+    )
 
 
 def archive(reason: ArchiveReason, note: str | None, by: Actor) -> Command:
-    return lambda s: ComplaintArchived(reason=reason, note=note, by=by)
+    return Command(Action.ARCHIVE, lambda s: ComplaintArchived(reason=reason, note=note, by=by))
 
 
 def hold(reason: str, by: Actor) -> Command:
-    return lambda s: ComplaintPutOnHold(reason=reason, by=by)
+    return Command(Action.HOLD, lambda s: ComplaintPutOnHold(reason=reason, by=by))
 
 
 def resume(by: Actor) -> Command:
-    return lambda s: ComplaintResumed(by=by)
+    return Command(Action.RESUME, lambda s: ComplaintResumed(by=by))
 
 
 def follow_up(message: str, by: Actor) -> Command:
-    return lambda s: FollowUpPosted(opd=s.opd, message=message, officer=by.name)
+    return Command(
+        Action.FOLLOW_UP, lambda s: FollowUpPosted(opd=s.opd, message=message, officer=by.name)
+    )
 
 
 def answer(resolution: str, by: Actor) -> Command:
-    return lambda s: ComplaintResolved(opd=s.opd, resolution=resolution, officer=by.name)
+    return Command(
+        Action.ANSWER,
+        lambda s: ComplaintResolved(opd=s.opd, resolution=resolution, officer=by.name),
+    )
 
 
 def decline(reason: str, by: Actor) -> Command:
-    return lambda s: AuthorityDeclined(opd=s.opd, reason=reason, by=by)
+    return Command(Action.DECLINE, lambda s: AuthorityDeclined(opd=s.opd, reason=reason, by=by))
 
 
 def reply(message: str) -> Command:
-    return lambda s: ReporterReplied(message=message)
+    return Command(Action.REPLY, lambda s: ReporterReplied(message=message))
 
 
 def rate(stars: int, comment: str | None) -> Command:
-    return lambda s: ComplaintRated(stars=stars, comment=comment)
+    return Command(Action.RATE, lambda s: ComplaintRated(stars=stars, comment=comment))
 
 
 def reopen(reason: str) -> Command:
-    return lambda s: ComplaintReopened(reason=reason)
+    return Command(Action.REOPEN, lambda s: ComplaintReopened(reason=reason))
 
 
 def confirm(by: Actor) -> Command:
-    return lambda s: ComplaintClosed(reason="confirmed_by_reporter", by=by)
+    return Command(Action.CONFIRM, lambda s: ComplaintClosed(reason="confirmed_by_reporter", by=by))
 
 
 def auto_close() -> Command:
-    return lambda s: ComplaintClosed(reason="no_reply", by=Actor(role="system"))
+    return Command(
+        Action.AUTO_CLOSE, lambda s: ComplaintClosed(reason="no_reply", by=Actor(role="system"))
+    )
 
 
 def note_of(event: Event) -> str | None:
