@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from lapor.shared.audience import AUDIENCE, Copy, told
 from lapor.shared.envelope import registered_events
 from lapor.shared.events import (
     Actor,
@@ -20,6 +21,7 @@ from lapor.shared.events import (
     DeadlineStep,
     DeadlineWarned,
     FollowUpPosted,
+    ReporterReplied,
 )
 from lapor.shared.lifecycle import CHANGES, Status, evolve
 
@@ -90,3 +92,17 @@ def test_an_event_that_changes_nothing_gives_the_same_state_and_none_before_rece
     assert evolve(state, warned, "7K3MQ-9X2AB", T0) is state
     assert evolve(state, RECEIVED, "7K3MQ-9X2AB", T0) is state
     assert evolve(None, DISPOSED, "7K3MQ-9X2AB", T0) is None
+
+
+def test_every_event_type_says_who_must_be_told_of_it():
+    assert set(AUDIENCE) == set(CHANGES)
+
+
+def test_who_is_told():
+    before = life(RECEIVED, DISPOSED)
+    assert told(life(RECEIVED), DISPOSED) == [("dpupr", Copy.ASSIGNMENT)]
+    assert told(life(RECEIVED), ROUTED) == []
+    assert told(before, DECLINED) == [("dpupr", Copy.EVENT)]
+    reply = ReporterReplied(message="Terima kasih")
+    assert told(before, reply) == [("dpupr", Copy.EVENT)]
+    assert told(life(RECEIVED), reply) == []  # nobody holds it yet

@@ -1,11 +1,11 @@
 """The agency topics: each unit's copy of every event that concerns it, in log order.
 
 One follower reads the whole log in order (see ``LogFollower``) and copies to
-``<root>.agency.<opd>.<event>`` what a unit must know: the assignment with the
-complaint's content (never the reporter's identity, which is never in the log), the
-follow-ups, replies, ratings, holds and deadline notices of complaints it holds, and the
-notice when a complaint is taken away from it; deadline breaches go to the coordinator
-too.
+``<root>.agency.<opd>.<event>`` what a unit must know, as ``lapor.shared.audience`` says:
+the assignment with the complaint's content (never the reporter's identity, which is never
+in the log), the follow-ups, replies, ratings, holds and deadline notices of complaints it
+holds, and the notice when a complaint is taken away from it; deadline breaches go to the
+coordinator too.
 
 Which unit holds a complaint, and its content, are remembered per complaint as the log
 goes by, so that an event costs no read of the log; a complaint not remembered (after a
@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from nats.aio.msg import Msg
 
@@ -27,25 +25,9 @@ from lapor.services.consumers import give_back
 from lapor.services.eventstore import EventStore, StoredEvent
 from lapor.services.projections import LogFollower
 from lapor.services.runtime import Runtime
+from lapor.shared.audience import Copy, told
 from lapor.shared.envelope import Envelope, Event, decode, derived_event_id, envelope
-from lapor.shared.events import (
-    AuthorityDeclined,
-    ComplaintArchived,
-    ComplaintAssigned,
-    ComplaintClosed,
-    ComplaintDisposed,
-    ComplaintPutOnHold,
-    ComplaintRated,
-    ComplaintReceived,
-    ComplaintReopened,
-    ComplaintResolved,
-    ComplaintResumed,
-    ComplaintRouted,
-    DeadlineBreached,
-    DeadlineWarned,
-    FollowUpPosted,
-    ReporterReplied,
-)
+from lapor.shared.events import ComplaintAssigned, ComplaintDisposed, ComplaintReceived
 from lapor.shared.lifecycle import Lifecycle, evolve
 
 DURABLE = "agency_fanout"
@@ -61,10 +43,6 @@ class Concern:
     received: ComplaintReceived | None = None
     life: Lifecycle | None = None
 
-    @property
-    def owner(self) -> str | None:
-        return self.life.opd if self.life else None
-
     def after(self, stored: StoredEvent, event: Event) -> Concern:
         env = stored.envelope
         received = event if isinstance(event, ComplaintReceived) else self.received
@@ -72,57 +50,19 @@ class Concern:
         return Concern(stored.seq, received, life)
 
 
-Copies = list[tuple[str, Envelope]]
-
-
-def _to_owner(concern: Concern, stored: StoredEvent, event: Event) -> Copies:
-    return [(concern.owner, stored.envelope)] if concern.owner else []
-
-
-def _to_nobody(concern: Concern, stored: StoredEvent, event: Event) -> Copies:
-    return []  # not yet any unit's business
-
-
-def _assigned(concern: Concern, stored: StoredEvent, event: ComplaintDisposed) -> Copies:
-    if concern.received is None:
-        raise RuntimeError(f"{stored.envelope.complaint_id}: disposed before received")
-    return [(event.opd, _assignment(concern.received, event, stored))]
-
-
-def _taken_away(concern: Concern, stored: StoredEvent, event: AuthorityDeclined) -> Copies:
-    return [(event.opd, stored.envelope)]
-
-
-def _escalated(concern: Concern, stored: StoredEvent, event: DeadlineBreached) -> Copies:
-    return [*_to_owner(concern, stored, event), (event.escalated_to, stored.envelope)]
-
-
-COPIED_TO: dict[type[Event], Callable[[Concern, StoredEvent, Any], Copies]] = {
-    ComplaintReceived: _to_nobody,
-    ComplaintRouted: _to_nobody,
-    ComplaintDisposed: _assigned,
-    AuthorityDeclined: _taken_away,
-    DeadlineBreached: _escalated,
-    FollowUpPosted: _to_owner,
-    ComplaintResolved: _to_owner,
-    ReporterReplied: _to_owner,
-    ComplaintRated: _to_owner,
-    ComplaintReopened: _to_owner,
-    ComplaintClosed: _to_owner,
-    ComplaintPutOnHold: _to_owner,
-    ComplaintResumed: _to_owner,
-    ComplaintArchived: _to_owner,
-    DeadlineWarned: _to_owner,
-}
-"""Which units get a copy of each event of a complaint, given the complaint before it:
-the unit it is disposed to gets its content (never the reporter's identity), the unit
-that declined is told it is taken away, a breach goes to the coordinator too, and the
-unit that holds it gets everything else. Every event type is named (``test_fanout``)."""
-
-
-def copies(concern: Concern, stored: StoredEvent, event: Event) -> Copies:
-    """(unit, envelope) for each copy of ``event``, given the complaint before it."""
-    return COPIED_TO[type(event)](concern, stored, event)
+def copies(concern: Concern, stored: StoredEvent, event: Event) -> list[tuple[str, Envelope]]:
+    """(unit, envelope) for each copy of ``event``, given the complaint before it: who is
+    told is part of what the event means (``lapor.shared.audience``)."""
+    found = []
+    for unit, what in told(concern.life, event):
+        if what is Copy.EVENT:
+            found.append((unit, stored.envelope))
+        elif concern.received is None:
+            raise RuntimeError(f"{stored.envelope.complaint_id}: disposed before received")
+        else:
+            assert isinstance(event, ComplaintDisposed)
+            found.append((unit, _assignment(concern.received, event, stored)))
+    return found
 
 
 class AgencyFanOut:
