@@ -1,7 +1,8 @@
 """Settings from environment variables (pydantic-settings).
 
 ``NATS_URL`` and ``DATABASE_URL`` name the infrastructure; everything else has a
-``LAPOR_`` prefix. Unset URLs mean "start local infrastructure" (see ``infra``).
+``LAPOR_`` prefix. Unset URLs mean "start local infrastructure", on a development machine
+(``lapor.devtools.infra``); a deployment sets both.
 """
 
 from __future__ import annotations
