@@ -17,7 +17,7 @@ from lapor.ops.audit import (
     printable,
 )
 from lapor.shared.envelope import envelope
-from lapor.shared.events import ComplaintReceived
+from lapor.shared.events import Actor, ComplaintDisposed, ComplaintReceived
 from lapor.shared.subjects import Subjects
 
 HOSTILE = {
@@ -50,31 +50,39 @@ ACTIVE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u
 """What a terminal may act on."""
 
 
-def received_with(title: str, name: str) -> bytes:
-    """A ComplaintReceived as the log may hold it: the text checks of today's models do not
-    protect what was appended before them, or by anything but intake."""
-    event = ComplaintReceived(title="Jalan rusak", body="Jalan rusak di depan pasar")
+def as_logged(event, **payload: object) -> bytes:
+    """``event`` as the log may hold it: the text checks of today's models do not protect
+    what was appended before them, or by anything but intake."""
     data = json.loads(
         envelope(event, complaint_id="AAAAA-00001", correlation_id=uuid.uuid4()).model_dump_json()
     )
-    data["payload"]["title"] = title
-    data["payload"]["by"] = {"role": "reporter", "name": name}
+    data["payload"].update(payload)
     return json.dumps(data).encode()
 
 
 def test_history_lines_hold_no_control_character() -> None:
     title = "\x1b[2J\x1b[HAll good\u202e"
-    entry = make_entry(
-        SUBJECTS,
-        1,
-        "lapor.complaint.AAAAA-00001.complaint.received",
-        received_with(title, "\x1b]0;owned\x07"),
-        {},
+    received = ComplaintReceived(title="Jalan rusak", body="Jalan rusak di depan pasar")
+    disposed = ComplaintDisposed(
+        opd="dpupr", opd_name="DPUPR", by=Actor(role="admin"), automatic=False
     )
-    lines = describe_history(entries_history("AAAAA-00001", [entry]))
+    subject = "lapor.complaint.AAAAA-00001.complaint."
+    entries = [
+        make_entry(SUBJECTS, 1, subject + "received", as_logged(received, title=title), {}),
+        make_entry(
+            SUBJECTS,
+            2,
+            subject + "disposed",
+            as_logged(disposed, by={"role": "admin", "name": "\x1b]0;owned\x07"}),
+            {},
+        ),
+    ]
+    lines = describe_history(entries_history("AAAAA-00001", entries))
     text = "\n".join(lines)
-    assert "\\x1b[2J\\x1b[HAll good\\u202e" in text
-    assert "\\x1b]0;owned\\x07" in text
+    # Read as an event, the title's controls are replaced (as every reader stores them);
+    # the bidirectional override is storable and is shown as an escape.
+    assert "All good\\u202e" in text
+    assert "\\x1b]0;owned\\x07" in text  # who did it, from the log as it is
     assert not any(ACTIVE.search(line) for line in lines)
 
 

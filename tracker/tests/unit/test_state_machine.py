@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from lapor.shared import words
 from lapor.shared.events import (
     Actor,
     ArchiveReason,
@@ -182,7 +183,7 @@ def test_events_before_the_complaint_exists_change_nothing():
 
 
 def test_archived_history_tells_the_citizen_where_to_go():
-    note = domain.note_of(ComplaintArchived(reason=ArchiveReason.CORRUPTION_CASE, by=ADMIN))
+    note = words.note(ComplaintArchived(reason=ArchiveReason.CORRUPTION_CASE, by=ADMIN))
     assert "KPK" in note
 
 

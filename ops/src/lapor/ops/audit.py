@@ -99,6 +99,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 from nats.js.errors import NotFoundError
+from pydantic import ValidationError
 
 from lapor.services.eventstore import (
     HASH_HEADER,
@@ -110,7 +111,8 @@ from lapor.services.eventstore import (
     relative_subject,
 )
 from lapor.shared import events as ev
-from lapor.shared.envelope import parse
+from lapor.shared import words
+from lapor.shared.envelope import Envelope, UnknownEvent, decode, parse
 from lapor.shared.subjects import Subjects
 
 ALTERED = "altered"
@@ -523,50 +525,13 @@ def _who(actor: Mapping[str, str | None]) -> str:
     return text
 
 
-def _short(text: Any, limit: int = 80) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-_SUMMARIES: dict[str, Callable[[Mapping[str, Any]], str]] = {
-    ev.ComplaintReceived.TYPE: lambda p: (
-        f"received ({p.get('report_type')}, {p.get('channel')}): {_short(p.get('title'))}"
-    ),
-    ev.ComplaintRouted.TYPE: lambda p: (
-        f"routed to {p.get('opd')} by rule {p.get('rule')} "
-        f"(confidence {float(p.get('confidence') or 0):.2f})"
-    ),
-    ev.ComplaintDisposed.TYPE: lambda p: (
-        f"disposed to {p.get('opd')}" + (" automatically" if p.get("automatic") else "")
-    ),
-    ev.ComplaintArchived.TYPE: lambda p: f"archived: {p.get('reason')}",
-    ev.ComplaintPutOnHold.TYPE: lambda p: f"put on hold: {_short(p.get('reason'))}",
-    ev.ComplaintResumed.TYPE: lambda p: "resumed",
-    ev.AuthorityDeclined.TYPE: lambda p: (
-        f"{p.get('opd')} declined authority: {_short(p.get('reason'))}"
-    ),
-    ev.FollowUpPosted.TYPE: lambda p: f"follow-up: {_short(p.get('message'))}",
-    ev.ComplaintResolved.TYPE: lambda p: f"resolved: {_short(p.get('resolution'))}",
-    ev.ReporterReplied.TYPE: lambda p: f"reporter replied: {_short(p.get('message'))}",
-    ev.ComplaintRated.TYPE: lambda p: (
-        f"rated {p.get('stars')}/5" + (f": {_short(p['comment'])}" if p.get("comment") else "")
-    ),
-    ev.ComplaintReopened.TYPE: lambda p: f"reopened: {_short(p.get('reason'))}",
-    ev.ComplaintClosed.TYPE: lambda p: f"closed ({p.get('reason')})",
-    ev.DeadlineWarned.TYPE: lambda p: f"{p.get('step')} deadline near (due {p.get('due_at')})",
-    ev.DeadlineBreached.TYPE: lambda p: (
-        f"{p.get('step')} deadline passed (due {p.get('due_at')}), "
-        f"escalated to {p.get('escalated_to')}"
-    ),
-}
-
-
-def summarise(event_type: str, payload: Mapping[str, Any]) -> str:
-    describe = _SUMMARIES.get(event_type)
+def summarise(env: Envelope) -> str:
+    """The event in one line (``lapor.shared.words``); its type alone when it cannot be
+    read as an event (the audit reports what a log holds, whatever it holds)."""
     try:
-        return describe(payload) if describe else event_type
-    except (TypeError, ValueError, KeyError):
-        return event_type
+        return words.summary(decode(env))
+    except (ValidationError, UnknownEvent, KeyError):
+        return env.type
 
 
 def history_item(entry: Entry, findings: Sequence[Finding]) -> dict[str, Any]:
@@ -600,7 +565,7 @@ def history_item(entry: Entry, findings: Sequence[Finding]) -> dict[str, Any]:
         "type": env.type,
         "who": _who(actor),
         "actor": actor,
-        "summary": summarise(env.type, env.payload),
+        "summary": summarise(env),
         "event_id": str(env.event_id),
         "correlation_id": str(env.correlation_id),
     }

@@ -27,9 +27,6 @@ from lapor.shared.events import (
     ComplaintReopened,
     ComplaintResolved,
     ComplaintResumed,
-    ComplaintRouted,
-    DeadlineBreached,
-    DeadlineWarned,
     FollowUpPosted,
     ReporterReplied,
 )
@@ -61,19 +58,6 @@ confirms or the reply period passes. Off the normal path the public is told the 
 not a status that flatters: on hold is Tertunda (the clock stopped, nothing moves), and
 archived is Arsip (not handled here, with where to go instead), never Selesai, which
 would count a report nobody acted on as finished. The README's table states both sets."""
-
-ARCHIVE_GUIDANCE = {
-    ArchiveReason.WRONG_FORMAT: "The report could not be read; please submit it again.",
-    ArchiveReason.TOO_GENERAL: "Please say what happened, where and when, and submit again.",
-    ArchiveReason.NOT_PUBLIC_SERVICE: "This channel handles complaints about public services.",
-    ArchiveReason.DUPLICATE: "The same report is already being handled.",
-    ArchiveReason.ABUSIVE: "The report broke the channel's rules of conduct.",
-    ArchiveReason.LEGAL_DISPUTE: "Legal disputes are decided by the courts (pengadilan).",
-    ArchiveReason.CRIMINAL_REPORT: "Report crimes to the police (SPKT Polri, call 110).",
-    ArchiveReason.CORRUPTION_CASE: "Report corruption to the KPK (kws.kpk.go.id) or the "
-    "Attorney General's office.",
-}
-
 
 # --- commands ---------------------------------------------------------------------
 
@@ -236,31 +220,3 @@ def auto_close() -> Command:
     return Command(
         Action.AUTO_CLOSE, lambda s: ComplaintClosed(reason="no_reply", by=Actor(role="system"))
     )
-
-
-def note_of(event: Event) -> str | None:
-    """The line the history shows for an event."""
-    match event:
-        case ComplaintRouted(opd_name=name, reason=reason):
-            return f"Proposed: {name}. {reason}"
-        case ComplaintDisposed(opd_name=name, automatic=automatic):
-            return f"Disposed to {name}" + (" (automatically)" if automatic else "")
-        case FollowUpPosted(message=text) | ComplaintResolved(resolution=text):
-            return text
-        case ReporterReplied(message=text) | ComplaintReopened(reason=text):
-            return text
-        case ComplaintPutOnHold(reason=text) | AuthorityDeclined(reason=text):
-            return text
-        case ComplaintArchived(reason=reason, note=note):
-            return f"{ARCHIVE_GUIDANCE[reason]}" + (f" {note}" if note else "")
-        case ComplaintRated(stars=stars, comment=comment):
-            return f"{stars}/5" + (f": {comment}" if comment else "")
-        case ComplaintClosed(reason=reason):
-            return (
-                "Closed: the reporter confirmed"
-                if reason == "confirmed_by_reporter"
-                else ("Closed: no reply from the reporter within the reply period")
-            )
-        case DeadlineWarned(step=step, due_at=due) | DeadlineBreached(step=step, due_at=due):
-            return f"{step.value.replace('_', ' ')} due {due.isoformat()}"
-    return None

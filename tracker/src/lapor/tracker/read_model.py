@@ -18,9 +18,9 @@ from lapor.shared.events import (
     DeadlineStep,
 )
 from lapor.shared.lifecycle import Lifecycle, Status, evolve
+from lapor.shared.words import note
 from lapor.tracker import deadlines
 from lapor.tracker.deadlines import Clock
-from lapor.tracker.domain import note_of
 from lapor.tracker.timers import Timer, next_timer
 
 OVERDUE = "coalesce(breached OR (clock_paused_at IS NULL AND due_at < now()), false) AS overdue"
@@ -114,7 +114,7 @@ class StatusProjection:
             complaint.state, complaint.timer, complaint.last_seq = after, timer, stored.seq
             complaint.updated_at = at
             changed[cid] = complaint
-            history.append((stored.seq, cid, env.type, after.status, after.opd, note_of(event), at))
+            history.append((stored.seq, cid, env.type, after.status, after.opd, note(event), at))
         if changed:
             records = [self._record(c) for c in changed.values()]
             await _COMPLAINTS.upsert(conn, records)
