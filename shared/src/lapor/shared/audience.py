@@ -13,24 +13,8 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
+from lapor.shared import events as ev
 from lapor.shared.envelope import Event
-from lapor.shared.events import (
-    AuthorityDeclined,
-    ComplaintArchived,
-    ComplaintClosed,
-    ComplaintDisposed,
-    ComplaintPutOnHold,
-    ComplaintRated,
-    ComplaintReceived,
-    ComplaintReopened,
-    ComplaintResolved,
-    ComplaintResumed,
-    ComplaintRouted,
-    DeadlineBreached,
-    DeadlineWarned,
-    FollowUpPosted,
-    ReporterReplied,
-)
 from lapor.shared.lifecycle import Lifecycle
 
 
@@ -57,25 +41,25 @@ def _holder(before: Lifecycle | None, event: Event) -> Told:
     return [(before.opd, Copy.EVENT)] if before and before.opd else []
 
 
-def _escalated(before: Lifecycle | None, event: DeadlineBreached) -> Told:
+def _escalated(before: Lifecycle | None, event: ev.DeadlineBreached) -> Told:
     return [*_holder(before, event), (event.escalated_to, Copy.EVENT)]
 
 
 AUDIENCE: dict[type[Event], Callable[[Lifecycle | None, Any], Told]] = {
-    ComplaintReceived: _nobody,
-    ComplaintRouted: _nobody,  # a proposal: not yet any unit's business
-    ComplaintDisposed: lambda before, e: [(e.opd, Copy.ASSIGNMENT)],
-    AuthorityDeclined: lambda before, e: [(e.opd, Copy.EVENT)],  # taken away from it
-    DeadlineBreached: _escalated,
-    DeadlineWarned: _holder,
-    FollowUpPosted: _holder,
-    ComplaintResolved: _holder,
-    ReporterReplied: _holder,
-    ComplaintRated: _holder,
-    ComplaintReopened: _holder,
-    ComplaintClosed: _holder,
-    ComplaintPutOnHold: _holder,
-    ComplaintResumed: _holder,
-    ComplaintArchived: _holder,
+    ev.ComplaintReceived: _nobody,
+    ev.ComplaintRouted: _nobody,  # a proposal: not yet any unit's business
+    ev.ComplaintDisposed: lambda before, e: [(e.opd, Copy.ASSIGNMENT)],
+    ev.AuthorityDeclined: lambda before, e: [(e.opd, Copy.EVENT)],  # taken away from it
+    ev.DeadlineBreached: _escalated,
+    ev.DeadlineWarned: _holder,
+    ev.FollowUpPosted: _holder,
+    ev.ComplaintResolved: _holder,
+    ev.ReporterReplied: _holder,
+    ev.ComplaintRated: _holder,
+    ev.ComplaintReopened: _holder,
+    ev.ComplaintClosed: _holder,
+    ev.ComplaintPutOnHold: _holder,
+    ev.ComplaintResumed: _holder,
+    ev.ComplaintArchived: _holder,
 }
 """Who is told of each event type (every one is named: ``test_lifecycle``)."""

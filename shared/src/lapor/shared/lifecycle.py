@@ -20,24 +20,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from lapor.shared import events as ev
 from lapor.shared.envelope import Event
-from lapor.shared.events import (
-    AuthorityDeclined,
-    ComplaintArchived,
-    ComplaintClosed,
-    ComplaintDisposed,
-    ComplaintPutOnHold,
-    ComplaintRated,
-    ComplaintReceived,
-    ComplaintReopened,
-    ComplaintResolved,
-    ComplaintResumed,
-    ComplaintRouted,
-    DeadlineBreached,
-    DeadlineWarned,
-    FollowUpPosted,
-    ReporterReplied,
-)
 
 
 class Status(StrEnum):
@@ -98,7 +82,7 @@ def evolve(state: L | None, event: Event, complaint_id: str, at: datetime) -> L 
     commands enforce the rules). Before its ``complaint.received`` a complaint has no life
     (None). A subclass of ``Lifecycle`` (a reader's own facts beside it) stays one."""
     if state is None:
-        if isinstance(event, ComplaintReceived):
+        if isinstance(event, ev.ComplaintReceived):
             return Lifecycle(complaint_id, received_at=at)  # type: ignore[return-value]
         return None
     changes = CHANGES[type(event)](state, event, at)
@@ -112,7 +96,7 @@ def _nothing(state: Lifecycle, event: Event, at: datetime) -> dict[str, Any]:
     return {}  # history only
 
 
-def _disposed(s: Lifecycle, e: ComplaintDisposed, at: datetime) -> dict[str, Any]:
+def _disposed(s: Lifecycle, e: ev.ComplaintDisposed, at: datetime) -> dict[str, Any]:
     return {
         "status": Status.DISPOSED,
         "opd": e.opd,
@@ -123,7 +107,7 @@ def _disposed(s: Lifecycle, e: ComplaintDisposed, at: datetime) -> dict[str, Any
     }
 
 
-def _declined(s: Lifecycle, e: AuthorityDeclined, at: datetime) -> dict[str, Any]:
+def _declined(s: Lifecycle, e: ev.AuthorityDeclined, at: datetime) -> dict[str, Any]:
     return {
         "status": Status.RECEIVED,
         "opd": None,
@@ -146,29 +130,29 @@ def _followed_up(status: Status) -> Change:
 
 
 CHANGES: dict[type[Event], Change] = {
-    ComplaintReceived: _nothing,  # the start (see ``evolve``); a second one changes nothing
-    ComplaintRouted: lambda s, e, at: {"proposed_opd": e.opd},
-    ComplaintDisposed: _disposed,
-    AuthorityDeclined: _declined,
-    FollowUpPosted: _followed_up(Status.IN_PROGRESS),
-    ComplaintResolved: _followed_up(Status.ANSWERED),
-    ComplaintReopened: lambda s, e, at: {"status": Status.IN_PROGRESS, "closed_at": None},
-    ComplaintClosed: lambda s, e, at: {
+    ev.ComplaintReceived: _nothing,  # the start (see ``evolve``); a second one changes nothing
+    ev.ComplaintRouted: lambda s, e, at: {"proposed_opd": e.opd},
+    ev.ComplaintDisposed: _disposed,
+    ev.AuthorityDeclined: _declined,
+    ev.FollowUpPosted: _followed_up(Status.IN_PROGRESS),
+    ev.ComplaintResolved: _followed_up(Status.ANSWERED),
+    ev.ComplaintReopened: lambda s, e, at: {"status": Status.IN_PROGRESS, "closed_at": None},
+    ev.ComplaintClosed: lambda s, e, at: {
         "status": Status.CLOSED,
         "closed_at": s.closed_at or at,
     },
-    ComplaintPutOnHold: lambda s, e, at: {"status": Status.ON_HOLD, "held_from": s.status},
-    ComplaintResumed: lambda s, e, at: {
+    ev.ComplaintPutOnHold: lambda s, e, at: {"status": Status.ON_HOLD, "held_from": s.status},
+    ev.ComplaintResumed: lambda s, e, at: {
         "status": s.held_from or Status.RECEIVED,
         "held_from": None,
     },
-    ComplaintArchived: lambda s, e, at: {
+    ev.ComplaintArchived: lambda s, e, at: {
         "status": Status.ARCHIVED,
         "archived_at": s.archived_at or at,
     },
-    ComplaintRated: lambda s, e, at: {"rating": e.stars},
-    DeadlineBreached: lambda s, e, at: {"breaches": s.breaches + 1},
-    DeadlineWarned: _nothing,
-    ReporterReplied: _nothing,
+    ev.ComplaintRated: lambda s, e, at: {"rating": e.stars},
+    ev.DeadlineBreached: lambda s, e, at: {"breaches": s.breaches + 1},
+    ev.DeadlineWarned: _nothing,
+    ev.ReporterReplied: _nothing,
 }
 """What each event of a complaint changes (besides ``updated_at``)."""

@@ -15,35 +15,18 @@ from typing import Any
 
 from pydantic_core import to_jsonable_python
 
+from lapor.shared import events as ev
 from lapor.shared.envelope import Event
-from lapor.shared.events import (
-    ArchiveReason,
-    AuthorityDeclined,
-    ComplaintArchived,
-    ComplaintClosed,
-    ComplaintDisposed,
-    ComplaintPutOnHold,
-    ComplaintRated,
-    ComplaintReceived,
-    ComplaintReopened,
-    ComplaintResolved,
-    ComplaintResumed,
-    ComplaintRouted,
-    DeadlineBreached,
-    DeadlineWarned,
-    FollowUpPosted,
-    ReporterReplied,
-)
 
 ARCHIVE_GUIDANCE = {
-    ArchiveReason.WRONG_FORMAT: "The report could not be read; please submit it again.",
-    ArchiveReason.TOO_GENERAL: "Please say what happened, where and when, and submit again.",
-    ArchiveReason.NOT_PUBLIC_SERVICE: "This channel handles complaints about public services.",
-    ArchiveReason.DUPLICATE: "The same report is already being handled.",
-    ArchiveReason.ABUSIVE: "The report broke the channel's rules of conduct.",
-    ArchiveReason.LEGAL_DISPUTE: "Legal disputes are decided by the courts (pengadilan).",
-    ArchiveReason.CRIMINAL_REPORT: "Report crimes to the police (SPKT Polri, call 110).",
-    ArchiveReason.CORRUPTION_CASE: "Report corruption to the KPK (kws.kpk.go.id) or the "
+    ev.ArchiveReason.WRONG_FORMAT: "The report could not be read; please submit it again.",
+    ev.ArchiveReason.TOO_GENERAL: "Please say what happened, where and when, and submit again.",
+    ev.ArchiveReason.NOT_PUBLIC_SERVICE: "This channel handles complaints about public services.",
+    ev.ArchiveReason.DUPLICATE: "The same report is already being handled.",
+    ev.ArchiveReason.ABUSIVE: "The report broke the channel's rules of conduct.",
+    ev.ArchiveReason.LEGAL_DISPUTE: "Legal disputes are decided by the courts (pengadilan).",
+    ev.ArchiveReason.CRIMINAL_REPORT: "Report crimes to the police (SPKT Polri, call 110).",
+    ev.ArchiveReason.CORRUPTION_CASE: "Report corruption to the KPK (kws.kpk.go.id) or the "
     "Attorney General's office.",
 }
 """Where the citizen can go instead, for each reason a report is archived (Arsip)."""
@@ -78,54 +61,58 @@ def _json(value: Any) -> Any:
     return to_jsonable_python(value)
 
 
-def _step(event: DeadlineWarned | DeadlineBreached) -> str:
+def _step(event: ev.DeadlineWarned | ev.DeadlineBreached) -> str:
     return event.step.value.replace("_", " ")
 
 
-def _rated(event: ComplaintRated, text: Callable[[str], str]) -> str:
+def _rated(event: ev.ComplaintRated, text: Callable[[str], str]) -> str:
     return f"{event.stars}/5" + (f": {text(event.comment)}" if event.comment else "")
 
 
-def _closed(event: ComplaintClosed) -> str:
+def _closed(event: ev.ComplaintClosed) -> str:
     if event.reason == "confirmed_by_reporter":
         return "Closed: the reporter confirmed"
     return "Closed: no reply from the reporter within the reply period"
 
 
 WORDS: dict[type[Event], Words] = {
-    ComplaintReceived: Words(
+    ev.ComplaintReceived: Words(
         lambda e: f"received ({e.report_type}, {e.channel}): {short(e.title)}", _nothing
     ),
-    ComplaintRouted: Words(
+    ev.ComplaintRouted: Words(
         lambda e: f"routed to {e.opd} by rule {e.rule} (confidence {e.confidence:.2f})",
         lambda e: f"Proposed: {e.opd_name}. {e.reason}",
     ),
-    ComplaintDisposed: Words(
+    ev.ComplaintDisposed: Words(
         lambda e: f"disposed to {e.opd}" + (" automatically" if e.automatic else ""),
         lambda e: f"Disposed to {e.opd_name}" + (" (automatically)" if e.automatic else ""),
     ),
-    ComplaintArchived: Words(
+    ev.ComplaintArchived: Words(
         lambda e: f"archived: {e.reason}",
         lambda e: ARCHIVE_GUIDANCE[e.reason] + (f" {e.note}" if e.note else ""),
     ),
-    ComplaintPutOnHold: Words(lambda e: f"put on hold: {short(e.reason)}", lambda e: e.reason),
-    ComplaintResumed: Words(lambda e: "resumed", _nothing),
-    AuthorityDeclined: Words(
+    ev.ComplaintPutOnHold: Words(lambda e: f"put on hold: {short(e.reason)}", lambda e: e.reason),
+    ev.ComplaintResumed: Words(lambda e: "resumed", _nothing),
+    ev.AuthorityDeclined: Words(
         lambda e: f"{e.opd} declined authority: {short(e.reason)}", lambda e: e.reason
     ),
-    FollowUpPosted: Words(lambda e: f"follow-up: {short(e.message)}", lambda e: e.message),
-    ComplaintResolved: Words(lambda e: f"resolved: {short(e.resolution)}", lambda e: e.resolution),
-    ReporterReplied: Words(lambda e: f"reporter replied: {short(e.message)}", lambda e: e.message),
-    ComplaintRated: Words(
+    ev.FollowUpPosted: Words(lambda e: f"follow-up: {short(e.message)}", lambda e: e.message),
+    ev.ComplaintResolved: Words(
+        lambda e: f"resolved: {short(e.resolution)}", lambda e: e.resolution
+    ),
+    ev.ReporterReplied: Words(
+        lambda e: f"reporter replied: {short(e.message)}", lambda e: e.message
+    ),
+    ev.ComplaintRated: Words(
         lambda e: "rated " + _rated(e, short), lambda e: _rated(e, lambda text: text)
     ),
-    ComplaintReopened: Words(lambda e: f"reopened: {short(e.reason)}", lambda e: e.reason),
-    ComplaintClosed: Words(lambda e: f"closed ({e.reason})", _closed),
-    DeadlineWarned: Words(
+    ev.ComplaintReopened: Words(lambda e: f"reopened: {short(e.reason)}", lambda e: e.reason),
+    ev.ComplaintClosed: Words(lambda e: f"closed ({e.reason})", _closed),
+    ev.DeadlineWarned: Words(
         lambda e: f"{e.step} deadline near (due {_json(e.due_at)})",
         lambda e: f"{_step(e)} due {e.due_at.isoformat()}",
     ),
-    DeadlineBreached: Words(
+    ev.DeadlineBreached: Words(
         lambda e: (
             f"{e.step} deadline passed (due {_json(e.due_at)}), escalated to {e.escalated_to}"
         ),

@@ -18,26 +18,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from lapor.shared import events as ev
 from lapor.shared.calendar import WorkingCalendar
 from lapor.shared.envelope import Event
-from lapor.shared.events import (
-    AuthorityDeclined,
-    ComplaintArchived,
-    ComplaintClosed,
-    ComplaintDisposed,
-    ComplaintPutOnHold,
-    ComplaintRated,
-    ComplaintReceived,
-    ComplaintReopened,
-    ComplaintResolved,
-    ComplaintResumed,
-    ComplaintRouted,
-    DeadlineBreached,
-    DeadlineStep,
-    DeadlineWarned,
-    FollowUpPosted,
-    ReporterReplied,
-)
 from lapor.tracker import deadlines
 from lapor.tracker.deadlines import Clock
 
@@ -59,7 +42,7 @@ def next_timer(timer: Timer, event: Event, at: datetime, calendar: WorkingCalend
 Next = Callable[[Timer, Any, datetime, WorkingCalendar], Timer]
 
 
-def _start(step: DeadlineStep) -> Next:
+def _start(step: ev.DeadlineStep) -> Next:
     return lambda timer, event, at, calendar: Timer(deadlines.start(step, at))
 
 
@@ -84,7 +67,7 @@ def _resumed(timer: Timer, event: Event, at: datetime, calendar: WorkingCalendar
 def _announced(**marks: bool) -> Next:
     """A warning or breach of the running step marks it (of another step: stale, ignored)."""
 
-    def mark(timer: Timer, event: DeadlineWarned | DeadlineBreached, at, calendar) -> Timer:
+    def mark(timer: Timer, event: ev.DeadlineWarned | ev.DeadlineBreached, at, calendar) -> Timer:
         if timer.clock and timer.clock.step == event.step:
             return replace(timer, **marks)
         return timer
@@ -93,21 +76,21 @@ def _announced(**marks: bool) -> Next:
 
 
 TIMERS: dict[type[Event], Next] = {
-    ComplaintReceived: _start(DeadlineStep.DISPOSITION),
-    AuthorityDeclined: _start(DeadlineStep.DISPOSITION),
-    ComplaintDisposed: _start(DeadlineStep.FIRST_FOLLOW_UP),
-    ComplaintReopened: _start(DeadlineStep.FIRST_FOLLOW_UP),
-    ComplaintResolved: _start(DeadlineStep.REPORTER_REPLY),
-    FollowUpPosted: _stopped,
-    ComplaintClosed: _stopped,
-    ComplaintArchived: _stopped,
-    ComplaintPutOnHold: _paused,
-    ComplaintResumed: _resumed,
-    DeadlineWarned: _announced(warned=True),
-    DeadlineBreached: _announced(warned=True, breached=True),
-    ComplaintRouted: _unchanged,
-    ReporterReplied: _unchanged,
-    ComplaintRated: _unchanged,
+    ev.ComplaintReceived: _start(ev.DeadlineStep.DISPOSITION),
+    ev.AuthorityDeclined: _start(ev.DeadlineStep.DISPOSITION),
+    ev.ComplaintDisposed: _start(ev.DeadlineStep.FIRST_FOLLOW_UP),
+    ev.ComplaintReopened: _start(ev.DeadlineStep.FIRST_FOLLOW_UP),
+    ev.ComplaintResolved: _start(ev.DeadlineStep.REPORTER_REPLY),
+    ev.FollowUpPosted: _stopped,
+    ev.ComplaintClosed: _stopped,
+    ev.ComplaintArchived: _stopped,
+    ev.ComplaintPutOnHold: _paused,
+    ev.ComplaintResumed: _resumed,
+    ev.DeadlineWarned: _announced(warned=True),
+    ev.DeadlineBreached: _announced(warned=True, breached=True),
+    ev.ComplaintRouted: _unchanged,
+    ev.ReporterReplied: _unchanged,
+    ev.ComplaintRated: _unchanged,
 }
 """Which clock runs after each event of a complaint (the table above); every event type is
 named (``test_deadlines``)."""
