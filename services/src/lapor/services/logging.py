@@ -8,6 +8,17 @@ import sys
 import structlog
 
 
+class _StandardError:
+    """Writes each line to whatever ``sys.stderr`` is at that moment, not to the stream
+    there was at set-up: a test runner swaps it per test and closes the old one (seen:
+    later tests failing on a closed file)."""
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
 def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     renderer = (
@@ -23,7 +34,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=lambda *args: _StandardError(),
         cache_logger_on_first_use=True,
     )
     # FastStream logs through the standard library; its per-message and lifecycle lines
