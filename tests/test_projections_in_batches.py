@@ -2,7 +2,7 @@
 in batches of any size, and applying part of the log again changes nothing.
 
 Projections fold a batch in memory and write each table once (see
-``lapor.services.consumers.Projection``); this is the proof that the shortcut is exact.
+``lapor.services.projections.Projection``); this is the proof that the shortcut is exact.
 The same suite runs against every installed projection, on a real PostgreSQL, with a
 seeded random log of complaints whose lives interleave and take every turn the
 lifecycle has (re-routing, holds, deadline notices, reopening, ratings, archiving).
@@ -21,8 +21,8 @@ import pytest
 
 from lapor.ops import projection_admin
 from lapor.ops.replay import installed_projections
-from lapor.services.consumers import Applied, Projection, project, receive
 from lapor.services.eventstore import StoredEvent
+from lapor.services.projections import Applied, Projection, project, receive
 from lapor.shared.envelope import Event, envelope
 from lapor.shared.events import (
     Actor,

@@ -9,7 +9,7 @@ import asyncpg
 from lapor.analytics.domain import Completion
 from lapor.analytics.metrics import FACT_COLUMNS, Fact, fold
 from lapor.services.bulk import BulkWriter
-from lapor.services.consumers import Applied
+from lapor.services.projections import Applied
 from lapor.shared.lifecycle import Lifecycle, evolve
 
 _COUNTED = ("opd", "received_at", "closed_at", "archived_at")

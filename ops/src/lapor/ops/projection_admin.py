@@ -1,7 +1,7 @@
 """What an operator sees and decides about the read models: how far each one is, the event
 one has stopped in front of, and the recorded decision to let it pass.
 
-A read model never leaves an event out by itself (see ``consumers.project``). When one
+A read model never leaves an event out by itself (see ``projections.project``). When one
 cannot be applied, the fix is usually in code (deploy it, and the projection goes on by
 itself at its next attempt); when the event itself is beyond use, an operator records a
 decision to skip it, with a reason, and that decision is kept, honoured by every rebuild

@@ -32,8 +32,8 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from tqdm import tqdm
 
-from lapor.services.consumers import Projection, Received, Stop, project, receive
 from lapor.services.database import create_pool, migrate, with_database
+from lapor.services.projections import Projection, Received, Stop, project, receive
 from lapor.services.settings import Settings
 
 log = structlog.get_logger(__name__)

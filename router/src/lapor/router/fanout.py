@@ -23,7 +23,7 @@ from nats.aio.msg import Msg
 
 from lapor.services.consumers import give_back
 from lapor.services.eventstore import EventStore, StoredEvent
-from lapor.services.projections import LogFollower
+from lapor.services.follower import LogFollower
 from lapor.services.runtime import Runtime
 from lapor.shared.audience import Copy, told
 from lapor.shared.envelope import Envelope, Event, decode, derived_event_id, envelope
@@ -168,4 +168,4 @@ def agency_fan_out(rt: Runtime) -> LogFollower:
                 await msg.ack()
 
     settle = {"consumer": DURABLE, "dead_letters": rt.dead_letters, "settings": settings}
-    return LogFollower(rt, DURABLE, handle_batch)
+    return LogFollower(rt.js, rt.settings, DURABLE, handle_batch)

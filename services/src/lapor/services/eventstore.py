@@ -22,7 +22,6 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from weakref import WeakKeyDictionary
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -46,10 +45,6 @@ event can be given an implied hash (:func:`link_hash`) its successor links to.""
 _CHAIN_HEADERS = frozenset({HASH_HEADER.lower(), PREV_HASH_HEADER.lower()})
 _TIP_CACHE_SIZE = 4096
 _Tips = OrderedDict[int, tuple[str, str]]
-_tip_caches: WeakKeyDictionary[JetStreamContext, dict[str, _Tips]] = WeakKeyDictionary()
-"""Per connection and stream: sequence -> (complaint, chain hash) of events recently read
-or written, shared by the stores of one connection (``Runtime.store`` makes a new store
-each time, and a handler loads through one and appends through another)."""
 
 
 def genesis_hash(complaint_id: str) -> str:
@@ -146,9 +141,9 @@ class EventStore:
     def __init__(self, js: JetStreamContext, subjects: Subjects) -> None:
         self.js = js
         self.subjects = subjects
-        self._tips: _Tips = _tip_caches.setdefault(js, {}).setdefault(
-            subjects.events_stream, OrderedDict()
-        )
+        self._tips: _Tips = OrderedDict()
+        """sequence -> (complaint, chain hash) of events recently read or written: the
+        predecessor an append links to is usually one of them, so it costs no read."""
 
     async def append(
         self, env: Envelope, expected_last_seq: int, headers: dict[str, str] | None = None

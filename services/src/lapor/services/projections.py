@@ -1,130 +1,212 @@
-"""Following the whole log in order: read models (projections) and ordered fan-outs.
-
-This uses nats-py's pull subscription directly rather than FastStream's batch subscriber:
-nats-py's ``fetch`` returns a partial batch as soon as messages are there (low latency when
-quiet, full batches under load), whereas FastStream's batch loop waits out its timeout to
-fill a batch and, with the short timeouts a live read model needs, was seen to stall.
+"""Read models fed from the log (projections): a batch applied with its checkpoint in one
+PostgreSQL transaction, an event that cannot be applied never left out, and the handler
+that keeps one projection following the log.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-import nats.js.errors
+import asyncpg
 import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy
 
-from lapor.services.consumers import (
-    Projection,
-    Received,
-    Stop,
-    consumer_config,
-    project,
-    receive,
-)
-
-if TYPE_CHECKING:
-    from lapor.services.runtime import Runtime
+from lapor.services.consumers import PERMANENT_ERRORS, describe_error
+from lapor.services.eventstore import StoredEvent
+from lapor.services.follower import LogFollower
+from lapor.services.settings import Settings
+from lapor.shared.envelope import Event, decode
 
 log = structlog.get_logger(__name__)
 
-FETCH_WAIT_SECONDS = 2.0
+Applied = tuple[StoredEvent, Event]
+"""An event as a projection receives it: the stored message and its decoded event."""
 
-BatchHandler = Callable[[list[Msg]], Awaitable[object]]
 
+class Projection(Protocol):
+    """A read model fed from the log. ``tables`` names its tables with their key columns,
+    for replay to compare and swap.
 
-class LogFollower:
-    """One durable pull consumer over every complaint event, handled batch by batch in
-    log order by ``handle`` (which acknowledges).
-
-    Order matters, so no more than one batch may be unacknowledged (``max_ack_pending``):
-    a batch that is not acknowledged is redelivered before anything after it. Run one
-    follower per durable (replicas would race on order).
+    ``apply`` receives the events after the checkpoint in log order, a whole batch at a
+    time, so that a projection can read the rows the batch touches with one statement,
+    fold the events in memory and write each table with one statement: round trips to
+    PostgreSQL, not Python, bound a projection that writes event by event. It must be
+    idempotent per event (applying an event twice changes nothing the second time), and
+    applying a log in batches of any size must give the same rows as one event at a time.
     """
 
-    def __init__(
-        self,
-        runtime: Runtime,
-        durable: str,
-        handle: BatchHandler,
-        ack_policy: AckPolicy = AckPolicy.EXPLICIT,
-    ) -> None:
-        self.runtime = runtime
-        self.durable = durable
-        self.handle = handle
-        self.ack_policy = ack_policy
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
-        self._sub: JetStreamContext.PullSubscription | None = None
+    name: str
+    tables: tuple[tuple[str, tuple[str, ...]], ...]
 
-    async def start(self) -> None:
-        rt = self.runtime
-        subjects, size = rt.settings.subjects, rt.settings.projection_batch_size
-        config = consumer_config(
-            self.durable,
-            subjects.all_events,
-            rt.settings,
-            max_ack_pending=size,
-            ack_policy=self.ack_policy,
-        )
-        await self._recreate_if_changed(config)
-        self._sub = await rt.js.pull_subscribe(
-            subjects.all_events, durable=self.durable, stream=subjects.events_stream, config=config
-        )
-        self._task = asyncio.create_task(self._run(self._sub, size), name=self.durable)
+    async def apply(self, conn: asyncpg.Connection, batch: Sequence[Applied]) -> None: ...
 
-    async def _recreate_if_changed(self, config: ConsumerConfig) -> None:
-        """A consumer's ack policy cannot be changed in place: one created by an earlier
-        version with another policy is replaced by one that starts after its ack floor,
-        so nothing is skipped and nothing acknowledged is delivered again."""
-        js, stream = self.runtime.js, self.runtime.settings.subjects.events_stream
+
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    # Seen right after a postmaster was killed: "cannot switch to state 15; another
+    # operation (2) is in progress" on a connection the crash left half-used.
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
+"""PostgreSQL is away, not the event at fault: retry the whole batch later."""
+
+
+@dataclass(frozen=True)
+class Received:
+    """A log message as a projection receives it: decoded, or with the reason it cannot be."""
+
+    msg: Msg
+    seq: int
+    applied: Applied | None
+    error: str | None = None
+
+
+def receive(msgs: list[Msg]) -> list[Received]:
+    """Decode a batch in log order. What cannot be decoded is kept with its reason: a
+    projection stops in front of it rather than leave it out."""
+    received = []
+    for msg in sorted(msgs, key=lambda m: m.metadata.sequence.stream):
+        seq = msg.metadata.sequence.stream
         try:
-            info = await js.consumer_info(stream, self.durable)
-        except nats.js.errors.NotFoundError:
-            return
-        if info.config.ack_policy == config.ack_policy:
-            return
-        floor = info.ack_floor.stream_seq if info.ack_floor else 0
-        await js.delete_consumer(stream, self.durable)
-        config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
-        config.opt_start_seq = floor + 1
-        log.info("consumer recreated", durable=self.durable, from_seq=floor + 1)
+            stored = StoredEvent.from_msg(msg)
+            received.append(Received(msg, seq, (stored, decode(stored.envelope))))
+        except PERMANENT_ERRORS as e:
+            received.append(Received(msg, seq, None, f"cannot be read: {describe_error(e)}"))
+    return received
 
-    async def stop(self) -> None:
-        # nats-py may turn a cancelled fetch into its own TimeoutError, which the loop
-        # treats as a quiet log; the flag makes the loop end whatever the fetch raises.
-        self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._sub is not None:
-            # Unsubscribe now: draining the connection later would wait for ever on
-            # fetched-but-unread items in this subscription's queue.
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
 
-    async def _run(self, sub: JetStreamContext.PullSubscription, size: int) -> None:
-        while not self._stopping:
-            try:
-                msgs = await sub.fetch(batch=size, timeout=FETCH_WAIT_SECONDS)
-            except TimeoutError:  # nats-py's own, or a plain one: both mean a quiet log
-                continue  # quiet log
-            except Exception as e:  # connection trouble: wait, the client reconnects
-                log.warning("fetch failed", durable=self.durable, error=repr(e))
-                await asyncio.sleep(1)
-                continue
-            try:
-                await self.handle(msgs)
-            except Exception as e:  # e.g. an ack lost with the connection: delivered again
-                log.warning("batch not settled", durable=self.durable, error=repr(e))
-                await asyncio.sleep(1)
+@dataclass(frozen=True)
+class Stop:
+    """Where a projection stopped: the event it cannot apply, and why."""
+
+    projection: str
+    seq: int
+    subject: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What one call of ``project`` did: the new checkpoint, the stop if it stopped, and
+    the first sequence missing if the batch had a gap (what follows the gap is not applied:
+    it waits for the missing one)."""
+
+    applied: int
+    last_seq: int
+    stop: Stop | None = None
+    missing: int | None = None
+
+
+async def project(pool: asyncpg.Pool, projection: Projection, received: list[Received]) -> Progress:
+    """Apply received messages and advance the checkpoint in one transaction.
+
+    Messages at or below the checkpoint are redeliveries and are skipped; the run that
+    follows the checkpoint without a gap is applied, and what comes after a gap is left
+    for later (``Progress.missing``). An event that cannot be applied is never left out:
+    the events before it are applied, the checkpoint stops in front of it, and the stop is
+    recorded with the checkpoint; only an operator's recorded decision
+    (``projection_skips``) lets it pass.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        # The row lock holds a concurrent swap off; the skips come in the same round trip.
+        first, skips = await conn.fetchrow(
+            """INSERT INTO projection_checkpoints (projection) VALUES ($1)
+               ON CONFLICT (projection) DO UPDATE SET projection = EXCLUDED.projection
+               RETURNING last_seq, ARRAY(SELECT seq FROM projection_skips s
+                                         WHERE s.projection = $1 AND s.seq > last_seq)""",
+            projection.name,
+        )
+        todo, missing = _front(first, received)
+        last, stop = await _apply(conn, projection, todo, first, frozenset(skips))
+        await conn.execute(
+            """UPDATE projection_checkpoints SET
+                   last_seq = $2, updated_at = now(),
+                   stopped_attempts = CASE WHEN $3::bigint IS NULL THEN 0
+                       WHEN stopped_seq = $3 THEN stopped_attempts + 1 ELSE 1 END,
+                   stopped_since = CASE WHEN $3::bigint IS NULL THEN NULL
+                       WHEN stopped_seq = $3 THEN stopped_since ELSE now() END,
+                   stopped_seq = $3, stopped_subject = $4, stopped_reason = $5
+               WHERE projection = $1""",
+            projection.name,
+            last,
+            stop.seq if stop else None,
+            stop.subject if stop else None,
+            stop.reason if stop else None,
+        )
+    return Progress(last - first, last, stop, None if stop else missing)
+
+
+def _front(checkpoint: int, received: list[Received]) -> tuple[list[Received], int | None]:
+    """The messages that follow the checkpoint without a gap, and the first sequence
+    missing if later ones came without it."""
+    todo, last = [], checkpoint
+    for r in received:
+        if r.seq <= last:
+            continue
+        if r.seq != last + 1:
+            return todo, last + 1
+        todo.append(r)
+        last = r.seq
+    return todo, None
+
+
+async def _apply(
+    conn: asyncpg.Connection,
+    projection: Projection,
+    todo: list[Received],
+    checkpoint: int,
+    skips: frozenset[int],
+) -> tuple[int, Stop | None]:
+    """Apply ``todo`` but the ``skips`` in one statement per table if it can be; otherwise
+    event by event to find the one at fault. Returns the last sequence applied and the
+    stop, if any."""
+    if not todo:
+        return checkpoint, None
+    wanted = [r for r in todo if r.seq not in skips]
+    if all(r.applied is not None for r in wanted):
+        try:
+            async with conn.transaction():  # a savepoint: a failure leaves the rest usable
+                await projection.apply(conn, [r.applied for r in wanted if r.applied])
+            return todo[-1].seq, None
+        except UNAVAILABLE:
+            raise
+        except Exception as e:
+            log.warning(
+                "batch failed, applying it event by event",
+                projection=projection.name,
+                error=describe_error(e),
+            )
+    last = checkpoint
+    for r in todo:
+        if r.seq not in skips:
+            error = r.error or await _apply_one(conn, projection, r)
+            if error is not None:
+                return last, Stop(projection.name, r.seq, r.msg.subject, error)
+        last = r.seq
+    return last, None
+
+
+async def _apply_one(conn: asyncpg.Connection, projection: Projection, r: Received) -> str | None:
+    """Apply one event in a savepoint; the reason it failed, or None."""
+    assert r.applied is not None
+    try:
+        async with conn.transaction():
+            await projection.apply(conn, [r.applied])
+    except UNAVAILABLE:
+        raise
+    except Exception as e:
+        return describe_error(e)
+    return None
 
 
 @dataclass
@@ -166,8 +248,8 @@ class ProjectionHandler:
     PostgreSQL restart under load.
     """
 
-    def __init__(self, runtime: Runtime, projection: Projection) -> None:
-        self.runtime = runtime
+    def __init__(self, pool: asyncpg.Pool, settings: Settings, projection: Projection) -> None:
+        self.pool, self.settings = pool, settings
         self.projection = projection
         self.health = ProjectionHealth(projection.name)
 
@@ -175,7 +257,7 @@ class ProjectionHandler:
         pending, applied = receive(msgs), 0
         while pending:
             try:
-                progress = await project(self.runtime.db, self.projection, pending)
+                progress = await project(self.pool, self.projection, pending)
             except Exception as e:  # PostgreSQL away, or a fault outside any one event
                 self._failed(error=f"{type(e).__name__}: {e}")
                 log.warning("projection waiting", projection=self.projection.name, error=repr(e))
@@ -221,7 +303,7 @@ class ProjectionHandler:
         )
 
     def _delay(self) -> float:
-        settings = self.runtime.settings
+        settings = self.settings
         growing = settings.retry_base_delay_seconds * 2 ** (self.health.failures - 1)
         return min(growing, settings.projection_retry_max_seconds)
 
@@ -249,7 +331,7 @@ async def _nak(received: list[Received], *, delay: float) -> None:
         await r.msg.nak(delay=delay)
 
 
-def projection_follower(runtime: Runtime, handler: ProjectionHandler) -> LogFollower:
+def projection_follower(js: JetStreamContext, handler: ProjectionHandler) -> LogFollower:
     """A read model fed from the log, its checkpoint in the same transaction as its rows."""
     durable = handler.projection.name.replace(".", "_")
-    return LogFollower(runtime, durable, handler, AckPolicy.ALL)
+    return LogFollower(js, handler.settings, durable, handler, AckPolicy.ALL)

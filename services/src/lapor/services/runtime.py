@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol
 
 import asyncpg
@@ -26,7 +27,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lapor.services.connections import nats_reconnect_options
-from lapor.services.consumers import DeadLetters, Projection
+from lapor.services.consumers import DeadLetters
 from lapor.services.database import create_pool
 from lapor.services.errors import (
     ERROR_RESPONSES,
@@ -37,7 +38,7 @@ from lapor.services.errors import (
 from lapor.services.eventstore import EventStore
 from lapor.services.logging import configure_logging
 from lapor.services.observability import CONTENT_TYPE_LATEST, exposition
-from lapor.services.projections import ProjectionHandler, projection_follower
+from lapor.services.projections import Projection, ProjectionHandler, projection_follower
 from lapor.services.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -62,23 +63,19 @@ class Runtime:
     broker: NatsBroker
     pool: asyncpg.Pool | None = None
     projections: list[ProjectionHandler] = field(default_factory=list)
-    _js: JetStreamContext | None = None
 
-    @property
+    # Built on first use (the broker is connected by then), once per process.
+    @cached_property
     def js(self) -> JetStreamContext:
-        if self._js is None:
-            # Our own context, so that a publish gives up (and intake answers 503) in
-            # publish_timeout_seconds rather than FastStream's default.
-            self._js = self.broker.connection.jetstream(
-                timeout=self.settings.publish_timeout_seconds
-            )
-        return self._js
+        # Our own context, so that a publish gives up (and intake answers 503) in
+        # publish_timeout_seconds rather than FastStream's default.
+        return self.broker.connection.jetstream(timeout=self.settings.publish_timeout_seconds)
 
-    @property
+    @cached_property
     def store(self) -> EventStore:
         return EventStore(self.js, self.settings.subjects)
 
-    @property
+    @cached_property
     def dead_letters(self) -> DeadLetters:
         return DeadLetters(self.js, self.settings)
 
@@ -135,8 +132,8 @@ def create_service(
         if subscribers is not None:
             subscribers(runtime)
         await broker.start()
-        runtime.projections = [ProjectionHandler(runtime, p) for p in projections]
-        running: list[Worker] = [projection_follower(runtime, h) for h in runtime.projections]
+        runtime.projections = [ProjectionHandler(runtime.db, settings, p) for p in projections]
+        running: list[Worker] = [projection_follower(runtime.js, h) for h in runtime.projections]
         running += [make(runtime) for make in workers]
         for worker in running:
             await worker.start()

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from lapor.services.bulk import BulkWriter
-from lapor.services.consumers import Applied
+from lapor.services.projections import Applied
 from lapor.shared.calendar import WorkingCalendar
 from lapor.shared.deadlines import DeadlinePolicy
 from lapor.shared.events import (
