@@ -1133,7 +1133,7 @@ async def check_rebuilt(scope: Settings, results: dict[str, Any], complaints: in
         conn = await asyncpg.connect(analytics["target"])
         try:
             resolved = await conn.fetchval(
-                "SELECT count(*) FROM analytics.complaints WHERE resolved_at IS NOT NULL"
+                "SELECT count(*) FROM analytics.complaints WHERE closed_at IS NOT NULL"
             )
         finally:
             await conn.close()
