@@ -14,7 +14,6 @@ in the log instead of appending them again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 
 import structlog
@@ -28,6 +27,7 @@ from lapor.services.commands import decide_and_append
 from lapor.services.consumers import consumer_config, handle_reliably
 from lapor.services.eventstore import EventStore, StoredEvent
 from lapor.services.runtime import Runtime
+from lapor.services.tasks import cancel_and_wait
 from lapor.shared.envelope import Envelope, Event, decode, derived_event_id, envelope
 from lapor.shared.events import (
     Actor,
@@ -144,10 +144,7 @@ class RulesWatcher:
         self._task = asyncio.create_task(watch, name="routing rules watcher")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
 
 def register(rt: Runtime, rules: LiveRules) -> None:

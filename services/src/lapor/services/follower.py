@@ -21,6 +21,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from lapor.services.consumers import consumer_config
 from lapor.services.settings import Settings
+from lapor.services.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -90,10 +91,7 @@ class LogFollower:
         # nats-py may turn a cancelled fetch into its own TimeoutError, which the loop
         # treats as a quiet log; the flag makes the loop end whatever the fetch raises.
         self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         if self._sub is not None:
             # Unsubscribe now: draining the connection later would wait for ever on
             # fetched-but-unread items in this subscription's queue.

@@ -10,7 +10,6 @@ next round, a racing replica loses), and once the event is projected the timer i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ import structlog
 from lapor.services.commands import decide_and_append
 from lapor.services.eventstore import ConcurrencyError, StoredEvent
 from lapor.services.runtime import Runtime
+from lapor.services.tasks import cancel_and_wait
 from lapor.shared.envelope import EVENT_NAMESPACE, Envelope, Event, envelope
 from lapor.shared.events import (
     Actor,
@@ -70,10 +70,7 @@ class DeadlineScheduler:
         self._task = asyncio.create_task(self._run(), name="deadline scheduler")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     async def _run(self) -> None:
         while True:
