@@ -45,7 +45,7 @@ schemas: $(VENV)/.synced  ## Regenerate the committed JSON Schemas of every even
 	$(VENV)/bin/python -m lapor.shared.schemas shared/schemas
 
 bench: $(VENV)/.synced  ## Benchmarks; each prints a table and writes JSON beside it
-	$(VENV)/bin/python -m lapor.router.bench tests/routing/labelled_complaints.jsonl \
+	$(VENV)/bin/python -m lapor.devtools.routing_bench tests/routing/labelled_complaints.jsonl \
 		--json bench-routing.json
 	$(VENV)/bin/python tests/bench/run.py --json bench-results.json --py-spy $(VENV)/bin/py-spy
 

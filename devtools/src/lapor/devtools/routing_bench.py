@@ -5,7 +5,7 @@ Runs ``RoutingTable.decide`` over a labelled set of complaints (JSON lines of
 ``excluded``) and prints overall accuracy, accuracy with and without a category, per
 unit precision, recall and support, the most frequent confusions, and the speed::
 
-    python -m lapor.router.bench [tests/routing/labelled_complaints.jsonl] [--errors]
+    python -m lapor.devtools.routing_bench [tests/routing/labelled_complaints.jsonl] [--errors]
 
 ``--errors`` also lists every misrouted complaint with the rule that fired, ``--json
 FILE`` writes the numbers for other tools, and ``--table path/to/routing_table.toml``
@@ -212,7 +212,7 @@ def as_json(report: Report) -> dict[str, object]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m lapor.router.bench", description=__doc__.splitlines()[0]
+        prog="python -m lapor.devtools.routing_bench", description=__doc__.splitlines()[0]
     )
     parser.add_argument("path", nargs="?", type=Path, default=DEFAULT_PATH)
     parser.add_argument("--table", type=Path, default=None, help="a routing table to measure")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lapor.router.bench import evaluate, format_report, load_labelled, main
+from lapor.devtools.routing_bench import evaluate, format_report, load_labelled, main
 from lapor.router.domain import RoutingTable
 from lapor.shared.registry import load_registry
 
