@@ -101,7 +101,7 @@ ratings.distribution               number of rated valid complaints per star, "1
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
@@ -180,8 +180,7 @@ def fold(fact: Fact | None, complaint_id: str, event: Event, at: datetime, seq: 
         )
     if seq <= fact.last_seq:
         return fact
-    after = evolve(fact, event, complaint_id, at)
-    return fact if after is fact else replace(after, last_seq=seq)
+    return evolve(fact, event, complaint_id, at, last_seq=seq)
 
 
 def facts_from(events: Iterable[tuple[str, Event, datetime, int]]) -> list[Fact]:
