@@ -21,7 +21,7 @@ import pytest
 
 from lapor.devtools.infra import EmbeddedServer, embedded_nats, free_port, postgres_child
 from lapor.devtools.supervisor import running_once
-from lapor.devtools.testing import eventually, serving
+from lapor.devtools.testing import ROAD, eventually, serving
 from lapor.intake.app import create_app as intake_app
 from lapor.router.app import create_app as router_app
 from lapor.services.bootstrap import bootstrap
@@ -30,13 +30,6 @@ from lapor.services.settings import Settings
 from lapor.tracker.app import create_app as tracker_app
 
 pytestmark = pytest.mark.connected
-
-ROAD = {
-    "title": "Jalan berlubang di Jl. Tanjungpura",
-    "body": "Lubang besar di depan pasar sudah dua minggu, membahayakan pengendara motor.",
-    "category": "jalan",
-    "anonymous": True,
-}
 
 
 def own_settings(nats_url: str, database_url: str) -> Settings:

@@ -12,16 +12,9 @@ import httpx
 import pytest
 
 from lapor.devtools.chaos import LocalSystem
-from lapor.devtools.testing import eventually
+from lapor.devtools.testing import ROAD, eventually
 
 pytestmark = pytest.mark.connected
-
-ROAD = {
-    "title": "Jalan berlubang di Jl. Tanjungpura",
-    "body": "Lubang besar di depan pasar sudah dua minggu, membahayakan pengendara motor.",
-    "category": "jalan",
-    "anonymous": True,
-}
 
 
 async def submit(client: httpx.AsyncClient, intake: str) -> str:

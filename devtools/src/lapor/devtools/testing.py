@@ -35,6 +35,15 @@ from lapor.services.topology import stream_configs
 T = TypeVar("T")
 
 
+ROAD = {
+    "title": "Jalan berlubang di Jl. Tanjungpura",
+    "body": "Lubang besar di depan pasar sudah dua minggu, membahayakan pengendara motor.",
+    "category": "jalan",
+    "anonymous": True,
+}
+"""A complaint as a citizen submits it: the router sends it to public works (dpupr)."""
+
+
 @pytest.fixture(scope="session")
 def infra() -> Iterator[Infrastructure]:
     # Not under pytest's basetemp: pytest deletes older basetemps when another run starts,
