@@ -259,7 +259,7 @@ class ProjectionHandler:
             try:
                 progress = await project(self.pool, self.projection, pending)
             except Exception as e:  # PostgreSQL away, or a fault outside any one event
-                self._failed(error=f"{type(e).__name__}: {e}")
+                self._failed(error=describe_error(e))
                 log.warning("projection waiting", projection=self.projection.name, error=repr(e))
                 await _hold(pending, self._delay())
                 continue
