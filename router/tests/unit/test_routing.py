@@ -16,7 +16,8 @@ from lapor.shared.registry import Registry, load_registry
 
 CITY_UNITS = {
     "dpupr", "disperkim", "dlh", "dishub", "disdukcapil", "dinkes", "rsud", "disdikbud",
-    "dinsos", "satpolpp", "diskominfo", "bpbd", "dpmptsp", "bapenda", "pdam",
+    "dinsos", "satpolpp", "diskominfo", "bpbd", "dpmptsp", "bapenda", "pdam", "disnaker",
+    "diskumdag", "dppkp", "disporapar", "bkpsdm", "dp3a", "inspektorat",
 }  # fmt: skip
 SUBDISTRICTS = {
     "kec_pontianak_barat": "Pontianak Barat",
@@ -31,7 +32,21 @@ OUTSIDE = {
     "pln": ("soe", "listrik"),
     "bpjs_kesehatan": ("national", "jkn"),
     "polri": ("national", "pelayanan_kepolisian"),
-    "kementerian": ("national", "pertanahan"),
+    "bpjs_ketenagakerjaan": ("national", "jaminan_sosial_ketenagakerjaan"),
+    "pos_indonesia": ("soe", "pos"),
+    "ojk": ("national", "jasa_keuangan"),
+    "bank_indonesia": ("national", "sistem_pembayaran"),
+    "pertamina": ("soe", "bbm_lpg"),
+    "bpom": ("national", "obat_makanan"),
+    "asdp": ("soe", "penyeberangan"),
+    "kemenag": ("national", "haji_umrah"),
+    "bpn": ("national", "pertanahan"),
+    "imigrasi": ("national", "keimigrasian"),
+    "pengadilan": ("national", "peradilan"),
+    "kejaksaan": ("national", "kejaksaan"),
+    "djp": ("national", "pajak_pusat"),
+    "bpjn": ("national", "jalan_nasional"),
+    "kementerian": ("national", "kementerian_lain"),
 }
 NEUTRAL_BODY = "Mohon ditindaklanjuti secepatnya, terima kasih banyak."
 
@@ -189,7 +204,10 @@ def test_the_packaged_table_holds_no_names_or_levels() -> None:
         ("jalan_provinsi", "pemprov_kalbar"),
         ("jkn", "bpjs_kesehatan"),
         ("pelayanan_kepolisian", "polri"),
-        ("pertanahan", "kementerian"),
+        ("pertanahan", "bpn"),
+        ("ketenagakerjaan", "disnaker"),
+        ("pasar", "diskumdag"),
+        ("jalan_nasional", "bpjn"),
     ],
 )
 def test_category_routes_to_its_owner(table: RoutingTable, category: str, opd: str) -> None:
@@ -278,7 +296,7 @@ def test_informal_spelling_routes_by_keyword(table: RoutingTable) -> None:
         ("Air gk ngalir", "air pdam gk ngalir udh 2 hr", "pdam"),
         ("Sampahnya!!!", "Sampahnya, menumpuk; sudah 3 hari.", "dlh"),
         ("Tumpukan sampah", "tumpukan2 sampah blm diangkut", "dlh"),
-        ("Gaji tdk dibayar", "gaji sy tdk dibayar 2 bln sm bos", "dpmptsp"),
+        ("Gaji tdk dibayar", "gaji sy tdk dibayar 2 bln sm bos", "disnaker"),
         ("Pemadaman lagi", "pemadaman tiap mlm di komplek kami", "pln"),
         ("Kerusakan jembatan", "Jembatannya retak dan kayunya lapuk", "dpupr"),
         ("Pengasapan", "Mohon pengasapan nyamuk DBD di gang kami", "dinkes"),

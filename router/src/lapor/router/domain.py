@@ -159,13 +159,19 @@ class RoutingTable:
         return self._table.escalation.get(level, ())
 
     def decide(
-        self, complaint: ComplaintReceived, exclude: frozenset[str] = frozenset()
+        self,
+        complaint: ComplaintReceived,
+        exclude: frozenset[str] = frozenset(),
+        referred: tuple[str, ...] = (),
     ) -> Decision:
         """Choose the OPD authorized to act on ``complaint``; never fails to choose one.
 
         ``exclude`` holds the OPDs that declared the complaint not their authority: none of
-        them is chosen, except the coordinator when nothing else is left.
+        them is chosen, except the coordinator when nothing else is left. ``referred``
+        holds the units those officers named as authorized instead, latest first; the
+        rules alone do not weigh them (``lapor.router.routing`` does).
         """
+        del referred
         excluded = tuple(sorted(exclude))
         escalated_from: set[str] = set()
 
