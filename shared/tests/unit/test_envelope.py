@@ -15,7 +15,13 @@ from lapor.shared.envelope import (
     register,
     upcaster,
 )
-from lapor.shared.events import ComplaintReceived, ComplaintRouted, ReportType
+from lapor.shared.events import (
+    Actor,
+    AuthorityDeclined,
+    ComplaintReceived,
+    ComplaintRouted,
+    ReportType,
+)
 
 CID = "7K3MQ-9X2AB"
 
@@ -88,3 +94,40 @@ def test_old_versions_are_upcast_when_read(monkeypatch):
         payload={"score": 4},
     )
     assert decode(v1) == Rated(stars=4, comment="")
+
+
+def test_a_declination_naming_the_authorized_unit_round_trips():
+    officer = Actor(role="agency", opd="dpupr")
+    event = AuthorityDeclined(opd="dpupr", reason="Urusan sampah", by=officer, suggested_opd="dlh")
+    env = envelope(event, complaint_id=CID, correlation_id=uuid.uuid4())
+    assert env.version == 1 and env.payload["suggested_opd"] == "dlh"
+    back = parse(env.to_json())
+    assert back == env and decode(back) == event
+
+
+def test_a_declination_from_before_suggestions_still_decodes():
+    old = Envelope(  # as the log holds one written before suggested_opd existed
+        event_id=uuid.uuid4(),
+        type="complaint.authority_declined",
+        version=1,
+        occurred_at="2026-11-02T08:00:00Z",
+        complaint_id=CID,
+        correlation_id=uuid.uuid4(),
+        payload={
+            "opd": "dpupr",
+            "reason": "Bukan kewenangan kami",
+            "by": {"role": "agency", "opd": "dpupr", "name": None},
+        },
+    )
+    declined = decode(parse(old.to_json()))
+    assert declined == AuthorityDeclined(
+        opd="dpupr", reason="Bukan kewenangan kami", by=Actor(role="agency", opd="dpupr")
+    )
+    assert declined.suggested_opd is None
+
+
+def test_a_suggested_unit_must_be_an_opd_code():
+    with pytest.raises(ValidationError):
+        AuthorityDeclined(
+            opd="dpupr", reason="r", by=Actor(role="agency"), suggested_opd="Dinas LH"
+        )

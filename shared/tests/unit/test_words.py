@@ -9,6 +9,7 @@ from lapor.shared import words
 from lapor.shared.events import (
     Actor,
     ArchiveReason,
+    AuthorityDeclined,
     ComplaintArchived,
     ComplaintClosed,
     ComplaintDisposed,
@@ -49,3 +50,18 @@ def test_summaries_and_notes():
         "first_follow_up deadline passed (due 2026-08-20T16:59:00Z), escalated to diskominfo"
     )
     assert words.note(breached) == "first follow up due 2026-08-20T16:59:00+00:00"
+
+
+def test_a_declination_names_the_unit_the_officer_suggests():
+    officer = Actor(role="agency", opd="dpupr")
+    plain = AuthorityDeclined(opd="dpupr", reason="Bukan kewenangan kami", by=officer)
+    assert words.summary(plain) == "dpupr declined authority: Bukan kewenangan kami"
+    assert words.note(plain) == "Bukan kewenangan kami"
+    helpful = plain.model_copy(update={"suggested_opd": "dlh"})
+    assert words.summary(helpful) == (
+        "dpupr declined authority, suggests Dinas Lingkungan Hidup: Bukan kewenangan kami"
+    )
+    assert words.note(helpful) == "Bukan kewenangan kami (suggests Dinas Lingkungan Hidup)"
+    # A unit the registry no longer knows is named by its code, as the log holds it.
+    gone = plain.model_copy(update={"suggested_opd": "dinas_lama"})
+    assert words.note(gone) == "Bukan kewenangan kami (suggests dinas_lama)"

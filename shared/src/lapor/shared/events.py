@@ -244,6 +244,11 @@ class AuthorityDeclined(Event):
     opd: str = Field(pattern=OPD_CODE)
     reason: ReasonText
     by: Actor
+    suggested_opd: str | None = Field(
+        default=None,
+        pattern=OPD_CODE,
+        description="The unit the declining officer believes is authorized",
+    )
 
 
 @register

@@ -17,6 +17,7 @@ from pydantic_core import to_jsonable_python
 
 from lapor.shared import events as ev
 from lapor.shared.envelope import Event
+from lapor.shared.registry import load_registry
 
 ARCHIVE_GUIDANCE = {
     ev.ArchiveReason.WRONG_FORMAT: "The report could not be read; please submit it again.",
@@ -69,6 +70,20 @@ def _rated(event: ev.ComplaintRated, text: Callable[[str], str]) -> str:
     return f"{event.stars}/5" + (f": {text(event.comment)}" if event.comment else "")
 
 
+def _unit_name(code: str) -> str:
+    """A unit's name in the OPD registry; its code when the registry does not know it (any
+    more: the log keeps what the registry of its day accepted)."""
+    unit = load_registry().get(code)
+    return unit.name if unit is not None else code
+
+
+def _suggesting(event: ev.AuthorityDeclined, before: str = "") -> str:
+    """The unit the declining officer named as authorized, in words; nothing if none."""
+    if event.suggested_opd is None:
+        return ""
+    return f"{before}suggests {_unit_name(event.suggested_opd)}"
+
+
 def _closed(event: ev.ComplaintClosed) -> str:
     if event.reason == "confirmed_by_reporter":
         return "Closed: the reporter confirmed"
@@ -94,7 +109,8 @@ WORDS: dict[type[Event], Words] = {
     ev.ComplaintPutOnHold: Words(lambda e: f"put on hold: {short(e.reason)}", lambda e: e.reason),
     ev.ComplaintResumed: Words(lambda e: "resumed", _nothing),
     ev.AuthorityDeclined: Words(
-        lambda e: f"{e.opd} declined authority: {short(e.reason)}", lambda e: e.reason
+        lambda e: f"{e.opd} declined authority{_suggesting(e, ', ')}: {short(e.reason)}",
+        lambda e: e.reason + (f" ({_suggesting(e)})" if e.suggested_opd else ""),
     ),
     ev.FollowUpPosted: Words(lambda e: f"follow-up: {short(e.message)}", lambda e: e.message),
     ev.ComplaintResolved: Words(
