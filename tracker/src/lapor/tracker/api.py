@@ -30,6 +30,7 @@ from lapor.services.auth import (
     is_reporter,
 )
 from lapor.services.commands import decide_and_append
+from lapor.services.errors import invalid
 from lapor.services.eventstore import ConcurrencyError, StoredEvent
 from lapor.services.runtime import Runtime, correlation_uuid, runtime_of
 from lapor.shared.envelope import Envelope, decode, envelope
@@ -280,6 +281,16 @@ class Reason(BaseModel):
     reason: ReasonText
 
 
+class Declination(BaseModel):
+    reason: ReasonText
+    suggested_opd: str | None = Field(
+        default=None,
+        pattern=OPD_CODE,
+        description="The unit the declining officer believes is authorized: a unit of the "
+        "OPD registry other than their own",
+    )
+
+
 class Archival(BaseModel):
     reason: ArchiveReason
     note: NoteText | None = None
@@ -393,14 +404,21 @@ async def post_resolution(
 async def post_declination(
     opd: OpdCode,
     tracking_id: TrackingId,
-    body: Reason,
+    body: Declination,
     request: Request,
     rt: Rt,
     actor: AuthenticatedActor,
 ) -> ActionAccepted | JSONResponse:
-    """Bukan Wewenang: not this unit's authority; the complaint goes back to routing."""
+    """Bukan Wewenang: not this unit's authority; the complaint goes back to routing.
+
+    ``suggested_opd`` names the unit the officer believes is authorized, for the router to
+    weigh: a unit the registry does not know, or the declining unit itself, is refused
+    (422 naming the field) and nothing is appended.
+    """
     _require_unit(actor, opd)
-    command = domain.decline(body.reason, actor)
+    if body.suggested_opd is not None and body.suggested_opd not in load_registry():
+        raise invalid("suggested_opd", "not a unit in the registry", where="body")
+    command = domain.decline(body.reason, actor, body.suggested_opd)
     return await _act(rt, request, tracking_id, actor, command)
 
 
@@ -482,6 +500,8 @@ async def _act(
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such complaint for you") from None
     except NotAllowed as e:
         return _conflict(str(e), e.status, e.allowed)
+    except domain.InvalidInput as e:
+        raise invalid(e.field, e.reason, where="body") from None
     except ConcurrencyError:
         now = life_of(await rt.store.load(tracking_id))
         assert now is not None

@@ -79,6 +79,16 @@ class NotAllowed(Exception):
         self.allowed = allowed
 
 
+class InvalidInput(Exception):
+    """An input the command cannot take on this complaint (``field``: which one, ``reason``:
+    why, never the input itself); nothing is appended."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
 class Action(StrEnum):
     """What someone can do to a complaint: the names the rules, the commands and the API
     share (``allowed_actions`` answers them)."""
@@ -196,8 +206,16 @@ def answer(resolution: str, by: Actor) -> Command:
     )
 
 
-def decline(reason: str, by: Actor) -> Command:
-    return Command(Action.DECLINE, lambda s: AuthorityDeclined(opd=s.opd, reason=reason, by=by))
+def decline(reason: str, by: Actor, suggested_opd: str | None = None) -> Command:
+    """Bukan Wewenang, naming the unit the officer believes is authorized if they know one
+    (a unit of the registry: the API checks that), which may not be the declining unit."""
+
+    def make(s: Lifecycle) -> Event:
+        if suggested_opd is not None and suggested_opd == s.opd:
+            raise InvalidInput("suggested_opd", "is the declining unit itself")
+        return AuthorityDeclined(opd=s.opd, reason=reason, by=by, suggested_opd=suggested_opd)
+
+    return Command(Action.DECLINE, make)
 
 
 def reply(message: str) -> Command:
