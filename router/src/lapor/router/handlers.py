@@ -59,7 +59,12 @@ async def route_complaint(
         if received is None or _settled_after(events, trigger.seq):
             return []
         declined = frozenset(e.opd for _, e in events if isinstance(e, AuthorityDeclined))
-        decision = table.decide(received, exclude=declined)
+        referred = tuple(
+            e.suggested_opd
+            for _, e in reversed(events)
+            if isinstance(e, AuthorityDeclined) and e.suggested_opd
+        )
+        decision = table.decide(received, exclude=declined, referred=referred)
         decided.append(decision)
         # What an earlier delivery of the same trigger appended is not appended again.
         ids = {s.envelope.event_id for s in history}
