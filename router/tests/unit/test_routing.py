@@ -342,6 +342,142 @@ def test_a_keyword_after_a_place_word_counts_half(table: RoutingTable) -> None:
     assert decision.opd == "satpolpp"
 
 
+def hits(t: RoutingTable, body: str) -> dict[str, float]:
+    """What each unit's keywords in ``body`` count for."""
+    return {c.opd.code: c.hits for c in t._keyword_candidates(complaint(body=body))}
+
+
+@pytest.mark.parametrize(
+    ("title", "body", "opd"),
+    [
+        ("Mohon izin melapor",
+         "Mohon izin melapor, lampu merah di simpang Jl. Merdeka mati sejak kemarin.", "dishub"),
+        ("Izin bertanya min",
+         "Izin bertanya, kenapa sampah di gang kami tidak diangkut sudah seminggu?", "dlh"),
+        ("Mohon dibantu", "Assalamualaikum. Izin min, air PDAM di rumah saya keruh.", "pdam"),
+        ("Permisi, izin lapor", "Permisi. Mohon izin, pemadaman listrik tiap malam.", "pln"),
+    ],
+)  # fmt: skip
+def test_a_polite_formula_is_no_keyword(
+    table: RoutingTable, title: str, body: str, opd: str
+) -> None:
+    # "izin" (leave) reads as "perizinan" (permits): in a greeting it is neither.
+    decision = table.decide(complaint(title, body))
+    assert decision.opd == opd
+    assert "perizinan" not in decision.reason
+
+
+def test_a_permit_is_still_a_permit_after_a_formula(table: RoutingTable) -> None:
+    body = "Mohon izin, saya mau tanya izin usaha saya kok belum terbit padahal sudah sebulan."
+    decision = table.decide(complaint("Izin usaha belum terbit", body))
+    assert decision.opd == "dpmptsp"
+    assert decision.rule == "keyword:izin usaha"
+
+
+@pytest.mark.parametrize(
+    ("body", "opd"),
+    [
+        ("Yth. Kepala Dinas Penanaman Modal dan PTSP Kota Pontianak\n"
+         "Saya mau melapor tumpukan sampah di pinggir parit Gg. Mawar.", "dlh"),
+        ("Kepada Yth. Bapak Kepala Dinas PU\nAir PDAM di rumah kami keruh sudah seminggu.",
+         "pdam"),
+        ("Kpd Dinas Perhubungan Kota Pontianak. Tumpukan sampah di gang Mawar tidak diangkut.",
+         "dlh"),
+        ("Ditujukan kepada Dinas Kesehatan\nKTP elektronik saya belum jadi sudah tiga bulan.",
+         "disdukcapil"),
+    ],
+)  # fmt: skip
+def test_the_addressee_line_is_no_topic(table: RoutingTable, body: str, opd: str) -> None:
+    # A letter addressed to one office, about another's matter.
+    assert table.decide(complaint(body=body)).opd == opd
+
+
+def test_an_office_named_within_a_sentence_still_counts(table: RoutingTable) -> None:
+    body = "Saya sudah melapor kepada Dinas Lingkungan Hidup tapi tidak ada tanggapan."
+    assert table.decide(complaint(body=body)).opd == "dlh"
+
+
+@pytest.mark.parametrize(
+    ("title", "body"),
+    [
+        ("Kerusakan jalan di Gg. Mawar", NEUTRAL_BODY),
+        ("Rusaknya jalan kompleks", "Rusaknya jalan di kompleks kami membuat warga susah lewat."),
+        ("Laporan warga", "Jalan di depan rumah saya rusak parah, banyak motor jatuh."),
+        ("Laporan warga", "Jalannya sudah lama rusak, mohon diperbaiki."),
+    ],
+)
+def test_a_keyword_matches_its_words_in_any_order(
+    table: RoutingTable, title: str, body: str
+) -> None:
+    decision = table.decide(complaint(title, body))
+    assert decision.opd == "dpupr"
+    assert decision.rule == "keyword:jalan rusak"
+
+
+def test_scattered_words_count_a_little_less_than_the_phrase() -> None:
+    t = small(SMALL_TABLE.replace('keywords = ["kata"]', 'keywords = ["kata kunci"]'))
+    assert hits(t, "ada kata kunci di sini") == {"alpha": 1}
+    assert hits(t, "ada kunci kata di sini") == {"alpha": 0.8}
+    assert hits(t, "kata satu dua tiga empat kunci") == {"alpha": 0.8}
+    # Too far apart, in another sentence, or "at" a place in reverse order: no keyword.
+    assert hits(t, "kata satu dua tiga empat lima kunci") == {}
+    assert hits(t, "ada kata. Kunci hilang") == {}
+    assert hits(t, "kunci di kata") == {}
+    assert hits(t, "kata di kunci") == {"alpha": 0.8}
+    # Each word is spent once: three words, one keyword.
+    assert hits(t, "kunci kata lalu kunci") == {"alpha": 0.8}
+    # The phrase as written beats its scattered words.
+    assert t.decide(complaint(body="ada kunci kata dan frasa")).opd == "beta"
+    assert t.decide(complaint(body="ada kata kunci dan frasa")).opd == "alpha"
+
+
+def test_a_longer_phrase_keeps_its_words_from_scattered_keywords(table: RoutingTable) -> None:
+    # "lampu jalan" spends "jalan": no road damage is read from "jalan ... rusak".
+    decision = table.decide(complaint("Lampu jalan rusak", "Lampu jalan rusak di Jl. Tanjungpura."))
+    assert decision.opd == "dishub"
+    assert decision.rule == "keyword:lampu jalan"
+    t = small(
+        SMALL_TABLE.replace('keywords = ["kata"]', 'keywords = ["kunci pintu"]').replace(
+            'keywords = ["frasa"]', 'keywords = ["pintu kunci rusak"]'
+        )
+    )
+    assert hits(t, "pintu kunci rusak") == {"beta": 1}
+    # Phrases as written are read first: a longer keyword scattered does not take them.
+    assert hits(t, "rusak kunci pintu") == {"alpha": 1}
+
+
+def test_a_keyword_in_another_order_is_one_keyword() -> None:
+    text = SMALL_TABLE.replace('keywords = ["frasa"]', 'keywords = ["kunci kata"]')
+    with pytest.raises(ValueError, match="in another order"):
+        small(text.replace('keywords = ["kata"]', 'keywords = ["kata kunci"]'))
+    # Within one unit they are two spellings of one keyword.
+    one = small(
+        SMALL_TABLE.replace('keywords = ["kata"]', 'keywords = ["kata kunci", "kunci kata"]')
+    )
+    assert hits(one, "kata kunci, lalu kunci itu kata") == {"alpha": 1.8}
+
+
+@pytest.mark.parametrize("keyword", ["mohon izin", "assalamualaikum", "kepada dinas"])
+def test_a_keyword_that_reads_as_a_formula_or_addressee_is_rejected(keyword: str) -> None:
+    with pytest.raises(ValueError, match="polite formula or an addressee"):
+        small(SMALL_TABLE.replace('keywords = ["frasa"]', f'keywords = ["{keyword}"]'))
+
+
+def test_the_rest_of_a_place_phrase_counts_less_too(table: RoutingTable) -> None:
+    # The school only says where the rubbish is.
+    body = "Di depan gedung sekolah negeri ada tumpukan sampah."
+    assert table.decide(complaint(body=body)).opd == "dlh"
+    t = small()
+    assert hits(t, "di depan kata") == {"alpha": 0.5}
+    assert hits(t, "di depan gedung kata") == {"alpha": 0.75}
+    assert hits(t, "di depan gedung lama kata") == {"alpha": 0.75}
+    # Up to punctuation, a word that ends the place, or a few words.
+    assert hits(t, "di depan gedung, kata") == {"alpha": 1}
+    assert hits(t, "di gang yang kata") == {"alpha": 1}
+    assert hits(t, "di depan rumah saya kata") == {"alpha": 1}
+    assert hits(t, "di satu dua tiga kata") == {"alpha": 1}
+
+
 def test_keyword_tie_goes_to_the_first_mentioned_then_file_order() -> None:
     t = small()
     first = t.decide(complaint("frasa dan kata", "ada frasa dan ada kata"))

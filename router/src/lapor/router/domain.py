@@ -40,7 +40,7 @@ from pathlib import Path
 
 from lapor.router.places import kecamatan_key, place_key
 from lapor.router.table import PLACE, TERRITORIAL, IndexedTable, Phrase, parse_table, read_table
-from lapor.router.text import normalize, stems
+from lapor.router.text import NO_BREAK, SENTENCE, normalize, topic_words
 from lapor.router.unit_rules import UnitRules
 from lapor.shared.events import ComplaintReceived, Location
 from lapor.shared.registry import Registry
@@ -70,8 +70,37 @@ _LOCATIVES = frozenset(
 """Stems of words that make what follows a place: "di depan sekolah", "dekat pasar"."""
 
 LOCATIVE_WEIGHT = 0.5
-"""What a keyword right after a place word counts for: "PKL di depan RSUD" is about street
-vendors, and the hospital only says where."""
+"""What a keyword in a place phrase counts for: "PKL di depan RSUD" is about street
+vendors, and the hospital only says where. A place phrase is what follows a place word,
+up to the next punctuation, a word that ends it (``_PLACE_ENDS``) or ``PLACE_WORDS``
+words: "di depan gedung sekolah negeri"."""
+PLACE_TAIL_WEIGHT = 0.75
+"""What a keyword further into a place phrase than its first word counts for: less than
+a keyword outside it, but more than its first word, since where a place ends without
+punctuation is only guessed."""
+PLACE_WORDS = 3
+"""The most words after a place word that are still the place."""
+_PLACE_ENDS = frozenset(
+    {"yang", "dan", "atau", "tapi", "tetapi", "namun", "karena", "sehingga", "agar",
+     "supaya", "untuk", "sudah", "belum", "tidak", "bukan", "masih", "sedang", "akan",
+     "telah", "sangat", "sering", "selalu", "mohon", "tolong", "ada", "sejak", "tiap",
+     "saat", "ketika", "jadi", "juga", "lagi", "hingga", "sampai", "malah", "bahkan"}
+)  # fmt: skip
+"""Stems that end a place phrase: "di depan sekolah yang rusak", "di gang sudah sebulan"."""
+_PLACE_CLOSERS = frozenset(
+    {"saya", "kami", "kita", "mereka", "dia", "ini", "itu", "sebut", "sana", "sini", "situ"}
+)
+"""Stems that close the place phrase they are the last word of: "di depan rumah saya",
+"di sekolah tersebut"."""
+
+WINDOW_WEIGHT = 0.8
+"""What a keyword of several words counts for when its words are not written as in the
+table but in another order or with other words between ("kerusakan jalan", "jalan di depan
+rumah saya rusak"): a little less than the phrase itself."""
+WINDOW_GAP = 4
+"""The most other words between the first and the last word of such a keyword. Its words
+in another order than the table's must not have a place word between them: "sakit di
+rumah" is no "rumah sakit"."""
 
 
 @dataclass(frozen=True)
@@ -297,11 +326,12 @@ class RoutingTable:
         (the title comes first, and Indonesian names the subject before the place: "PKL
         di depan RSUD", "sampah di depan kantor camat"), then to table order.
         """
-        words = stems(f"{complaint.title}\n{complaint.body}")
+        words, breaks = topic_words(f"{complaint.title}\n{complaint.body}")
+        place_weights = _place_weights(words, breaks)
         found: dict[str, _Candidate] = {}
         office: UnitRules | None = None
         office_known = False
-        for position, phrase in self._match(words):
+        for position, phrase, weight in self._match(words, breaks):
             code = phrase.opd
             if code == PLACE:
                 continue
@@ -317,8 +347,9 @@ class RoutingTable:
             candidate = found.get(code)
             if candidate is None:
                 candidate = found[code] = _Candidate(self._table.units[code], [], 0, position)
-            after_place_word = position > 0 and words[position - 1] in _LOCATIVES
-            candidate.hits += LOCATIVE_WEIGHT if after_place_word else 1
+            weight *= place_weights[position]
+            # Rounded, so that equal hits compare equal however they were added up.
+            candidate.hits = round(candidate.hits + weight, 9)
             if phrase.keyword not in candidate.keywords:
                 candidate.keywords.append(phrase.keyword)
         suggested = complaint.suggested_opd
@@ -376,20 +407,58 @@ class RoutingTable:
             )
         return None
 
-    def _match(self, text: tuple[str, ...]) -> Iterable[tuple[int, Phrase]]:
+    def _match(
+        self, text: tuple[str, ...], breaks: tuple[int, ...] | None = None
+    ) -> Iterable[tuple[int, Phrase, float]]:
+        """The keywords in ``text`` (stems; ``breaks`` the pause before each, see
+        ``topic_words``), in order of their first word: its position, the phrase, and what
+        the match counts for (1, or ``WINDOW_WEIGHT`` for scattered words)."""
+        n = len(text)
+        if breaks is None:
+            breaks = (NO_BREAK,) * n
+        spent = [False] * n
+        found: list[tuple[int, Phrase, float]] = []
         # Greedy longest match from the left: the words of "lampu jalan" are spent on the
         # street-light phrase and cannot count again as a road keyword, and those of the
-        # place "Parit Mayor" on the place, not on the drainage keyword "parit".
+        # place "Parit Mayor" on the place, not on the drainage keyword "parit". A phrase
+        # does not run over the end of a sentence.
+        phrases = self._table.phrases
         i = 0
-        while i < len(text):
-            for phrase in self._table.phrases.get(text[i], ()):
-                n = len(phrase.words)
-                if text[i : i + n] == phrase.words:
-                    yield i, phrase
-                    i += n
+        while i < n:
+            for phrase in phrases.get(text[i], ()):
+                m = len(phrase.words)
+                if text[i : i + m] == phrase.words and (
+                    m == 1 or SENTENCE not in breaks[i + 1 : i + m]
+                ):
+                    found.append((i, phrase, 1.0))
+                    spent[i : i + m] = [True] * m
+                    i += m
                     break
             else:
                 i += 1
+        # Then the words left over: a keyword of several words whose words stand within
+        # WINDOW_GAP words of each other in one sentence, in any order ("kerusakan jalan"
+        # is "jalan rusak"), each word spent once, longest keyword first.
+        scattered = self._table.scattered
+        for i in range(n):
+            if spent[i]:
+                continue
+            candidates = scattered.get(text[i])
+            if not candidates:
+                continue
+            # A quick first look: the words within reach of the longest candidate.
+            ahead = set(text[i : i + len(candidates[0].words) + WINDOW_GAP])
+            for phrase in candidates:
+                if not ahead.issuperset(phrase.words):
+                    continue
+                taken = _scattered_at(text, breaks, spent, i, phrase.words)
+                if taken is not None:
+                    found.append((i, phrase, WINDOW_WEIGHT))
+                    for j in taken:
+                        spent[j] = True
+                    break
+        found.sort(key=lambda match: match[0])
+        return found
 
     def _fallback(self, excluded: tuple[str, ...]) -> Decision:
         opd = self._table.coordinator
@@ -401,3 +470,54 @@ class RoutingTable:
             CONFIDENCE_FALLBACK,
             excluded,
         )
+
+
+def _scattered_at(
+    text: tuple[str, ...],
+    breaks: tuple[int, ...],
+    spent: list[bool],
+    i: int,
+    words: tuple[str, ...],
+) -> list[int] | None:
+    """Positions of ``words`` in any order, the first at ``i``, the others unspent, after
+    it in the same sentence and within ``WINDOW_GAP`` other words; None if they are not."""
+    wanted = list(words)
+    wanted.remove(text[i])
+    taken = [i]
+    last = min(len(text), i + len(words) + WINDOW_GAP)
+    for j in range(i + 1, last):
+        if breaks[j] == SENTENCE:
+            return None
+        if not spent[j] and text[j] in wanted:
+            wanted.remove(text[j])
+            taken.append(j)
+            if not wanted:
+                break
+    else:
+        return None
+    if tuple(text[j] for j in taken) != words and any(
+        text[j] in _LOCATIVES and j not in taken for j in range(i + 1, taken[-1])
+    ):
+        return None  # "sakit di rumah": something at a place, not the keyword
+    return taken
+
+
+def _place_weights(words: tuple[str, ...], breaks: tuple[int, ...]) -> list[float]:
+    """For each word, what a keyword starting there counts for as part of a place phrase:
+    ``LOCATIVE_WEIGHT`` right after a place word ("di", "depan", "dekat"...),
+    ``PLACE_TAIL_WEIGHT`` for the rest of the ``PLACE_WORDS`` words after it, in the same
+    clause and before a word that ends the phrase; 1 outside a place phrase."""
+    weights = [1.0] * len(words)
+    left = 0
+    for j, word in enumerate(words):
+        if breaks[j] or word in _PLACE_ENDS:
+            left = 0
+        if left:
+            weights[j] = LOCATIVE_WEIGHT if left == PLACE_WORDS else PLACE_TAIL_WEIGHT
+        if word in _LOCATIVES:
+            left = PLACE_WORDS
+        elif word in _PLACE_CLOSERS:
+            left = 0
+        elif left:
+            left -= 1
+    return weights

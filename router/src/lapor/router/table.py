@@ -14,14 +14,14 @@ import hashlib
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from lapor.router.places import kecamatan_keys, place_key
-from lapor.router.text import stems
+from lapor.router.text import stems, topic_words
 from lapor.router.unit_rules import UnitRules
 from lapor.shared.registry import LEVELS as REGISTRY_LEVELS
 from lapor.shared.registry import Registry, load_registry
@@ -76,6 +76,12 @@ class IndexedTable:
     (``place_key``)."""
     phrases: Mapping[str, tuple[Phrase, ...]]
     """Keyword phrases by their first stemmed word, longest first."""
+    scattered: Mapping[str, tuple[Phrase, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """Keyword phrases of several words (not places) by each of their stemmed words,
+    longest first: what a phrase's words scattered in any order within a few words are
+    matched with."""
 
 
 def read_table(path: Path | None = None, *, registry: Registry | None = None) -> IndexedTable:
@@ -142,6 +148,7 @@ def _index(data: Mapping[str, Any], text: str, registry: Registry) -> IndexedTab
     if territorial_keywords and not offices:
         raise ValueError("routing table: territorial keywords need sub-district offices")
 
+    phrases = _index_keywords(listed, territorial_keywords)
     return IndexedTable(
         version=f"{version.strip()}+{digest}",
         units=MappingProxyType(units),
@@ -152,7 +159,8 @@ def _index(data: Mapping[str, Any], text: str, registry: Registry) -> IndexedTab
         territorial_categories=territorial_categories,
         offices=MappingProxyType(offices),
         places=MappingProxyType(places),
-        phrases=MappingProxyType(_index_keywords(listed, territorial_keywords)),
+        phrases=MappingProxyType(phrases),
+        scattered=MappingProxyType(_index_scattered(phrases)),
     )
 
 
@@ -199,8 +207,15 @@ def _string_list(value: Any, where: str) -> tuple[str, ...]:
 def _keyword_list(value: Any, where: str) -> tuple[str, ...]:
     keywords = _string_list(value, where)
     for keyword in keywords:
-        if not stems(keyword):
+        words = stems(keyword)
+        if not words:
             raise ValueError(f"{where}: keyword {keyword!r} has no words")
+        if topic_words(keyword).stems != words:
+            # Such a keyword could never match: a complaint's formulas and addressee line
+            # are not read as its topic.
+            raise ValueError(
+                f"{where}: keyword {keyword!r} reads as a polite formula or an addressee line"
+            )
     return keywords
 
 
@@ -298,9 +313,12 @@ def _index_keywords(
     """Keyword phrases (stemmed) by first word, longest first, checking each has one owner.
 
     Two spellings of one keyword that stem alike ("jalan berlubang", "jln berlubang") are
-    one phrase, named after the first.
+    one phrase, named after the first. Since a phrase's words also match in any order
+    (``_index_scattered``), two keywords whose words are the same in another order
+    ("mati lampu", "lampu mati") must have one owner too.
     """
     owners: dict[tuple[str, ...], Phrase] = {}
+    unordered: dict[tuple[str, ...], Phrase] = {}
     owned = [(rules.code, keyword) for rules in units for keyword in rules.keywords]
     owned += [(TERRITORIAL, keyword) for keyword in territorial]
     for code, keyword in owned:
@@ -313,7 +331,14 @@ def _index_keywords(
                 f"routing table: keyword {keyword!r} of {_owner(code)} is already a keyword "
                 f"of {_owner(other.opd)} (both read as {' '.join(key)!r})"
             )
-        owners[key] = Phrase(words=key, keyword=keyword, opd=code)
+        other = unordered.get(tuple(sorted(key)))
+        if other is not None and other.opd != code:
+            raise ValueError(
+                f"routing table: keyword {keyword!r} of {_owner(code)} has the words of "
+                f"{other.keyword!r} of {_owner(other.opd)} in another order (words of a "
+                "keyword match in any order)"
+            )
+        owners[key] = unordered[tuple(sorted(key))] = Phrase(words=key, keyword=keyword, opd=code)
     for rules in units:
         for name in rules.kelurahan:
             key = stems(name)
@@ -325,6 +350,27 @@ def _index_keywords(
     return {
         first: tuple(sorted(phrases, key=lambda p: -len(p.words)))
         for first, phrases in index.items()
+    }
+
+
+def _index_scattered(phrases: Mapping[str, tuple[Phrase, ...]]) -> dict[str, tuple[Phrase, ...]]:
+    """Keyword phrases of several words by each of their words, longest first.
+
+    Places are left out: "Sungai Jawi" is a place only as written. Of two keywords of one
+    unit with the same words in another order, the first stands for both.
+    """
+    index: dict[str, list[Phrase]] = {}
+    seen: set[tuple[str, ...]] = set()
+    for group in phrases.values():
+        for phrase in group:
+            words = tuple(sorted(phrase.words))
+            if len(words) < 2 or phrase.opd == PLACE or words in seen:
+                continue
+            seen.add(words)
+            for word in set(words):
+                index.setdefault(word, []).append(phrase)
+    return {
+        word: tuple(sorted(group, key=lambda p: -len(p.words))) for word, group in index.items()
     }
 
 
