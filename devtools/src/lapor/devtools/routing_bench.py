@@ -1,231 +1,285 @@
-"""Routing benchmark: how often the routing table picks the unit a person would.
+"""Routing benchmark: how often the router picks the unit a person would, how sure it
+may be, and how fast it learns.
 
-Runs ``RoutingTable.decide`` over a labelled set of complaints (JSON lines of
-``{title, body, category, location, expected_opd}``, optionally ``suggested_opd`` and
-``excluded``) and prints overall accuracy, accuracy with and without a category, per
-unit precision, recall and support, the most frequent confusions, and the speed::
+On the test part of the project's corpus (``tests/routing/corpus/test.jsonl``, frozen
+before any tuning: see its README), for the rules alone and for the rules with the
+shipped model, each twice: text only (no category, no location, as most complaints
+arrive) and as written (with the category and place the citizen gave):
 
-    python -m lapor.devtools.routing_bench [tests/routing/labelled_complaints.jsonl] [--errors]
+- top-1 accuracy overall, by text length, and per unit (precision and recall);
+- the share sent to the coordinator with no proposal, the share disposed automatically
+  at ``LAPOR_AUTO_DISPOSE_CONFIDENCE`` and how many of those were right;
+- calibration: a reliability table and the expected calibration error;
+- decision time p50 and p99.
 
-``--errors`` also lists every misrouted complaint with the rule that fired, ``--json
-FILE`` writes the numbers for other tools, and ``--table path/to/routing_table.toml``
-measures another table.
+Then the learning curve: the test complaints fed in order to a new deployment that starts
+from the shipped model; each proposal is decided by the admin (accepted, or corrected when
+wrong), which is a label; the model is refitted every ``REFIT_EVERY`` complaints; accuracy
+of the proposals over the first 100, 500, 1,000 and all.
+
+    python -m lapor.devtools.routing_bench [--test FILE] [--json FILE] [--errors] [--no-curve]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lapor.router import corpus
+from lapor.router.corpus import Item
 from lapor.router.domain import Decision, RoutingTable
-from lapor.shared.events import ComplaintReceived, Location
+from lapor.router.model import TextModel, shipped_model
+from lapor.router.routing import Router
+from lapor.router.training import Example, refit
+from lapor.services.settings import Settings
 
-DEFAULT_PATH = Path("tests/routing/labelled_complaints.jsonl")
-
-
-@dataclass(frozen=True)
-class Labelled:
-    """One complaint of the set and the unit it should go to."""
-
-    complaint: ComplaintReceived
-    expected: str
-    excluded: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True)
-class UnitScore:
-    unit: str
-    precision: float | None
-    recall: float | None
-    support: int
-    predicted: int
+DEFAULT_TEST = Path("tests/routing/corpus/test.jsonl")
+LENGTHS = ((0, 150, "under 150 chars"), (150, 400, "150-400 chars"), (400, 10**9, "over 400"))
+BINS = 10
+REFIT_EVERY = 100
+CURVE_POINTS = (100, 500, 1000)
+TARGETS = {"top1_text_only": 0.85, "auto_disposed_share": 0.5, "auto_disposed_precision": 0.95,
+           "p99_ms": 5.0}  # fmt: skip
 
 
 @dataclass
 class Report:
+    """One router on one set, one way of reading it."""
+
+    name: str
     total: int = 0
-    correct: int = 0
-    with_category: tuple[int, int] = (0, 0)
-    """(correct, total) of the complaints that came with a category."""
-    without_category: tuple[int, int] = (0, 0)
-    units: list[UnitScore] = field(default_factory=list)
+    right: int = 0
+    coordinator: int = 0
+    auto: int = 0
+    auto_right: int = 0
+    by_length: dict[str, list[int]] = field(default_factory=dict)
+    support: Counter[str] = field(default_factory=Counter)
+    chosen: Counter[str] = field(default_factory=Counter)
+    hits: Counter[str] = field(default_factory=Counter)
     confusions: Counter[tuple[str, str]] = field(default_factory=Counter)
-    """(expected, chosen) -> how often, for misrouted complaints."""
-    rules: Counter[str] = field(default_factory=Counter)
-    """Kind of rule that fired ("category", "keyword", ...) -> how often."""
-    errors: list[tuple[Labelled, Decision]] = field(default_factory=list)
-    microseconds_per_decision: float = 0.0
-    rules_version: str = ""
+    reliability: list[dict[str, float]] = field(default_factory=list)
+    ece: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    errors: list[tuple[Item, Decision]] = field(default_factory=list)
 
     @property
     def accuracy(self) -> float:
-        return self.correct / self.total if self.total else 0.0
+        return self.right / self.total if self.total else 0.0
 
-    def unit(self, code: str) -> UnitScore | None:
-        return next((u for u in self.units if u.unit == code), None)
-
-
-def load_labelled(path: Path) -> list[Labelled]:
-    """The labelled complaints of a JSON-lines file (blank lines are skipped)."""
-    items: list[Labelled] = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            raw = json.loads(line)
-            location = raw.get("location")
-            complaint = ComplaintReceived(
-                title=raw["title"],
-                body=raw["body"],
-                category=raw.get("category"),
-                location=Location(**location) if location else None,
-                suggested_opd=raw.get("suggested_opd"),
-            )
-            items.append(
-                Labelled(
-                    complaint=complaint,
-                    expected=raw["expected_opd"],
-                    excluded=frozenset(raw.get("excluded", ())),
-                )
-            )
-        except (ValueError, KeyError, TypeError) as e:
-            raise ValueError(f"{path}:{number}: {e}") from e
-    return items
+    def as_json(self) -> dict[str, object]:
+        units = sorted(set(self.support) | set(self.chosen))
+        return {
+            "name": self.name,
+            "total": self.total,
+            "accuracy": round(self.accuracy, 4),
+            "coordinator_share": round(self.coordinator / self.total, 4) if self.total else 0,
+            "auto_disposed_share": round(self.auto / self.total, 4) if self.total else 0,
+            "auto_disposed_precision": round(self.auto_right / self.auto, 4) if self.auto else None,
+            "by_length": {k: {"right": v[0], "total": v[1]} for k, v in self.by_length.items()},
+            "units": {
+                u: {
+                    "support": self.support[u],
+                    "chosen": self.chosen[u],
+                    "recall": round(self.hits[u] / self.support[u], 4) if self.support[u] else None,
+                    "precision": round(self.hits[u] / self.chosen[u], 4)
+                    if self.chosen[u]
+                    else None,
+                }
+                for u in units
+            },
+            "reliability": self.reliability,
+            "ece": round(self.ece, 4),
+            "p50_ms": round(self.p50_ms, 3),
+            "p99_ms": round(self.p99_ms, 3),
+        }
 
 
-def evaluate(table: RoutingTable, items: Sequence[Labelled]) -> Report:
-    """Route every item and score the decisions against the labels."""
-    report = Report(rules_version=table.version)
-    decisions = [table.decide(item.complaint, item.excluded) for item in items]
-    # Timed on a second pass: in a running router most words' stems are cached.
-    started = time.perf_counter()
+def as_read(item: Item, text_only: bool) -> Item:
+    """The item with its category, place and suggestion removed when read as text only."""
+    if not text_only:
+        return item
+    bare = item.complaint.model_copy(
+        update={"category": None, "location": None, "suggested_opd": None}
+    )
+    return Item(
+        item.id, item.deployment, bare, item.expected, item.also_right, item.style, item.chars
+    )
+
+
+def evaluate(
+    name: str,
+    decide: Callable[..., Decision],
+    items: Sequence[Item],
+    threshold: float,
+    coordinator: str,
+) -> Report:
+    report = Report(name=name, by_length={label: [0, 0] for *_, label in LENGTHS})
+    timings: list[float] = []
+    confidences: list[tuple[float, bool]] = []
     for item in items:
-        table.decide(item.complaint, item.excluded)
-    elapsed = time.perf_counter() - started
-    report.microseconds_per_decision = elapsed / len(items) * 1e6 if items else 0.0
-
-    with_category = [0, 0]
-    without_category = [0, 0]
-    support: Counter[str] = Counter()
-    predicted: Counter[str] = Counter()
-    right: Counter[str] = Counter()
-    for item, decision in zip(items, decisions, strict=True):
-        hit = decision.opd == item.expected
+        decide(item.complaint)  # warm the stem cache, as a running router has it
+        started = time.perf_counter()
+        decision = decide(item.complaint)
+        timings.append((time.perf_counter() - started) * 1000)
+        ok = item.right(decision.opd)
         report.total += 1
-        report.correct += hit
-        bucket = with_category if item.complaint.category else without_category
-        bucket[0] += hit
-        bucket[1] += 1
-        support[item.expected] += 1
-        predicted[decision.opd] += 1
-        report.rules[decision.rule.split(":", 1)[0]] += 1
-        if hit:
-            right[item.expected] += 1
-        else:
+        report.right += ok
+        report.support[item.expected] += 1
+        report.chosen[decision.opd] += 1
+        report.hits[item.expected] += ok and decision.opd == item.expected
+        report.coordinator += decision.opd == coordinator
+        if decision.confidence >= threshold:
+            report.auto += 1
+            report.auto_right += ok
+        label = next(label for low, high, label in LENGTHS if low <= item.chars < high)
+        report.by_length[label][0] += ok
+        report.by_length[label][1] += 1
+        confidences.append((decision.confidence, ok))
+        if not ok:
             report.confusions[(item.expected, decision.opd)] += 1
             report.errors.append((item, decision))
-    report.with_category = (with_category[0], with_category[1])
-    report.without_category = (without_category[0], without_category[1])
-    for unit in [*table.opds, *sorted(set(support) - set(table.opds))]:
-        if not support[unit] and not predicted[unit]:
-            continue
-        report.units.append(
-            UnitScore(
-                unit=unit,
-                precision=right[unit] / predicted[unit] if predicted[unit] else None,
-                recall=right[unit] / support[unit] if support[unit] else None,
-                support=support[unit],
-                predicted=predicted[unit],
-            )
-        )
+    report.reliability, report.ece = reliability(confidences)
+    ordered = sorted(timings)
+    report.p50_ms = statistics.median(ordered) if ordered else 0.0
+    report.p99_ms = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else 0.0
     return report
 
 
-def _pct(value: float | None) -> str:
-    return "    -" if value is None else f"{value * 100:5.1f}"
+def reliability(
+    pairs: Sequence[tuple[float, bool]], bins: int = BINS
+) -> tuple[list[dict[str, float]], float]:
+    """Per confidence bin: how many decisions, their mean confidence, and how many were
+    right; and the expected calibration error (the bins' gaps weighted by their size)."""
+    table, ece = [], 0.0
+    for b in range(bins):
+        low, high = b / bins, (b + 1) / bins
+        inside = [(c, ok) for c, ok in pairs if low <= c < high or (b == bins - 1 and c == 1.0)]
+        if not inside:
+            continue
+        mean = sum(c for c, _ in inside) / len(inside)
+        right = sum(ok for _, ok in inside) / len(inside)
+        ece += len(inside) / len(pairs) * abs(mean - right)
+        table.append({"from": low, "to": high, "n": len(inside), "confidence": round(mean, 4),
+                      "right": round(right, 4)})  # fmt: skip
+    return table, ece
 
 
-def _ratio(pair: tuple[int, int]) -> str:
-    correct, total = pair
-    share = f"{correct / total * 100:.1f}%" if total else "-"
-    return f"{share} ({correct}/{total})"
+def learning_curve(
+    items: Sequence[Item], table: RoutingTable, start: TextModel, development: Sequence[Example]
+) -> dict[str, float]:
+    """Accuracy of the proposals a new deployment makes while its admin decides each one."""
+    router = Router(table, start)
+    labels: list[Example] = []
+    right = 0
+    curve: dict[str, float] = {}
+    for n, item in enumerate(items, 1):
+        decision = router.decide(item.complaint)
+        right += item.right(decision.opd)
+        unit = decision.opd if item.right(decision.opd) else item.expected
+        source = "accepted" if unit == decision.opd else "corrected"
+        labels.append(Example(complaint=item.complaint, unit=unit, weight=2.0, source=source))
+        if n in CURVE_POINTS:
+            curve[f"first {n}"] = round(right / n, 4)
+        if n % REFIT_EVERY == 0:
+            router = Router(table, refit([*development, *labels], start))
+    curve[f"all {len(items)}"] = round(right / len(items), 4) if items else 0.0
+    return curve
 
 
-def format_report(report: Report, *, top: int = 15, errors: bool = False) -> str:
-    """The report as a plain-text table."""
+def format_report(r: Report, threshold: float, top: int = 8) -> str:
+    share = lambda n: f"{n / r.total * 100:5.1f}%" if r.total else "    -"  # noqa: E731
+    auto = f"{r.auto_right / r.auto * 100:.1f}% right" if r.auto else "none"
     lines = [
-        f"Routing benchmark: {report.total} labelled complaints, rules {report.rules_version}",
-        "",
-        f"Accuracy               {_ratio((report.correct, report.total))}",
-        f"  with a category      {_ratio(report.with_category)}",
-        f"  without a category   {_ratio(report.without_category)}",
-        f"Speed                  {report.microseconds_per_decision:.0f} µs per decision "
-        "(stems cached)",
-        "Rules that fired       "
-        + ", ".join(f"{rule} {n}" for rule, n in report.rules.most_common()),
-        "",
-        f"{'unit':<24}{'precision':>10}{'recall':>8}{'support':>9}{'chosen':>8}",
+        f"{r.name}: {r.total} complaints",
+        f"  top-1 accuracy        {share(r.right)} ({r.right}/{r.total})",
+        "  by length             "
+        + ", ".join(
+            f"{k} {v[0] / v[1] * 100:.0f}% ({v[1]})" for k, v in r.by_length.items() if v[1]
+        ),
+        f"  to the coordinator    {share(r.coordinator)}",
+        f"  auto-disposed (>= {threshold:.2f}) {share(r.auto)}, {auto}",
+        f"  calibration error     {r.ece:.3f}",
+        f"  decision time         p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms",
+        "  reliability           "
+        + "  ".join(
+            f"[{b['from']:.1f},{b['to']:.1f}) n={b['n']} "
+            f"said {b['confidence']:.2f} was {b['right']:.2f}"
+            for b in r.reliability
+        ),
+        "  top confusions        "
+        + ", ".join(f"{e}->{c} {n}" for (e, c), n in r.confusions.most_common(top)),
     ]
-    for u in report.units:
-        lines.append(
-            f"{u.unit:<24}{_pct(u.precision):>10}{_pct(u.recall):>8}{u.support:>9}{u.predicted:>8}"
-        )
-    lines += ["", f"Top confusions (expected -> chosen), {sum(report.confusions.values())} in all:"]
-    if not report.confusions:
-        lines.append("  none")
-    for (expected, chosen), n in report.confusions.most_common(top):
-        lines.append(f"  {n:>3}  {expected} -> {chosen}")
-    if errors:
-        lines += ["", "Misrouted:"]
-        for item, decision in report.errors:
-            c = item.complaint
-            lines.append(
-                f"  [{item.expected} -> {decision.opd}] {decision.rule} "
-                f"(category {c.category}) {c.title!r}"
-            )
     return "\n".join(lines)
 
 
-def as_json(report: Report) -> dict[str, object]:
-    """The report's numbers as plain data."""
-    return {
-        "benchmark": "routing",
-        "rules_version": report.rules_version,
-        "total": report.total,
-        "accuracy": report.accuracy,
-        "with_category": list(report.with_category),
-        "without_category": list(report.without_category),
-        "microseconds_per_decision": report.microseconds_per_decision,
-        "units": [u.__dict__ for u in report.units],
-        "confusions": [
-            {"expected": e, "chosen": c, "count": n}
-            for (e, c), n in report.confusions.most_common()
-        ],
-    }
+def units_table(r: Report) -> str:
+    lines = [f"{'unit':<24}{'recall':>8}{'precision':>11}{'support':>9}{'chosen':>8}"]
+    for unit in sorted(set(r.support) | set(r.chosen)):
+        recall = f"{r.hits[unit] / r.support[unit] * 100:.0f}%" if r.support[unit] else "-"
+        precision = f"{r.hits[unit] / r.chosen[unit] * 100:.0f}%" if r.chosen[unit] else "-"
+        lines.append(f"{unit:<24}{recall:>8}{precision:>11}{r.support[unit]:>9}{r.chosen[unit]:>8}")
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m lapor.devtools.routing_bench", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("path", nargs="?", type=Path, default=DEFAULT_PATH)
-    parser.add_argument("--table", type=Path, default=None, help="a routing table to measure")
-    parser.add_argument("--errors", action="store_true", help="list every misrouted complaint")
+    parser.add_argument("--test", type=Path, default=DEFAULT_TEST, help="the labelled set")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    parser.add_argument("--errors", action="store_true", help="list the misrouted complaints")
+    parser.add_argument("--no-curve", action="store_true", help="skip the learning curve")
     args = parser.parse_args(argv)
-    if not args.path.exists():
-        parser.error(f"{args.path}: no such file (run from the repository root or give a path)")
-    table = RoutingTable.load(args.table)
-    report = evaluate(table, load_labelled(args.path))
-    print(format_report(report, errors=args.errors))
+    if not args.test.exists():
+        parser.error(f"{args.test}: no such file (run from the repository root or give a path)")
+    threshold = Settings().auto_dispose_confidence
+    table = RoutingTable.load()
+    model = shipped_model()
+    everything = corpus.load(args.test)
+    items = [i for i in everything if i.deployment == "pontianak"]
+    coordinator = table.coordinator.code
+    routers = {"rules alone": table.decide, "rules and model": Router(table, model).decide}
+    print(f"Routing benchmark: {len(items)} test complaints of Kota Pontianak "
+          f"(test part, {len(everything) - len(items)} of a regency not scored here), "
+          f"rules {table.version}, model {model.version}\n")  # fmt: skip
+    results: dict[str, object] = {"benchmark": "routing", "rules_version": table.version,
+                                  "model_version": model.version, "threshold": threshold,
+                                  "targets": TARGETS, "reports": []}  # fmt: skip
+    reports = []
+    for text_only in (True, False):
+        read = [as_read(i, text_only) for i in items]
+        for name, decide in routers.items():
+            way = "text only" if text_only else "as written"
+            report = evaluate(f"{name}, {way}", decide, read, threshold, coordinator)
+            reports.append(report)
+            print(format_report(report, threshold) + "\n")
+            results["reports"].append(report.as_json())  # type: ignore[attr-defined]
+    best = reports[1]
+    print("Per unit, rules and model, text only:\n" + units_table(best) + "\n")
+    if args.errors:
+        for item, decision in best.errors:
+            print(
+                f"  [{item.expected} -> {decision.opd}] {decision.rule} "
+                f"{decision.confidence:.2f} {item.complaint.title!r}"
+            )
+    if not args.no_curve:
+        development = corpus.examples(corpus.development())
+        started = time.perf_counter()
+        curve = learning_curve([as_read(i, True) for i in items], table, model, development)
+        print(f"Learning curve (text only, refit every {REFIT_EVERY}, "
+              f"{time.perf_counter() - started:.0f} s): "
+              + ", ".join(f"{k}: {v * 100:.1f}%" for k, v in curve.items()))  # fmt: skip
+        results["learning_curve"] = curve
     if args.json is not None:
-        args.json.write_text(json.dumps(as_json(report), indent=2) + "\n", encoding="utf-8")
+        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return 0
 
 

@@ -94,6 +94,8 @@ async def settings(infra: Infrastructure) -> AsyncIterator[Settings]:
             await js.delete_stream(config.name)
     with contextlib.suppress(Exception):
         await js.delete_key_value(test_settings.subjects.routing_rules_bucket)
+    with contextlib.suppress(Exception):
+        await js.delete_object_store(test_settings.subjects.routing_models_bucket)
     await nc.close()
     admin = await asyncpg.connect(infra.database_url)
     try:

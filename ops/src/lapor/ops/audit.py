@@ -402,7 +402,7 @@ async def verify(
     state = (await js.stream_info(stream)).state
     walk = Walk(anchors)
     if state.messages:
-        await _walk_log(js, stream, subjects, state.last_seq, state.messages, walk, progress)
+        await walk_log(js, stream, subjects, state.last_seq, state.messages, walk, progress)
     links: list[Finding] = []
     for cid in walk.suspicious:
         entries = await complaint_entries(js, stream, subjects, cid, walk.last_seq)
@@ -410,7 +410,7 @@ async def verify(
     return walk.report(stream, links)
 
 
-async def _walk_log(
+async def walk_log(
     js: JetStreamContext,
     stream: str,
     subjects: Subjects,

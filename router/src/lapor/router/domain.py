@@ -104,6 +104,14 @@ rumah" is no "rumah sakit"."""
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """One of the text classifier's most probable units for a complaint."""
+
+    opd: str
+    probability: float
+
+
+@dataclass(frozen=True)
 class Decision:
     """Where a complaint goes and why; its fields are those of ``ComplaintRouted``.
 
@@ -122,6 +130,10 @@ class Decision:
     coordinator, as the last resort)."""
     level: str | None = None
     """Level of government of the chosen OPD."""
+    candidates: tuple[Candidate, ...] = ()
+    """The text classifier's top units with their probabilities (none without a model)."""
+    model_version: str | None = None
+    """The version of the model that weighed in, if one did."""
 
 
 _Choice = tuple[UnitRules, str, str, float]
@@ -240,6 +252,19 @@ class RoutingTable:
             )
         return self._fallback(excluded)
 
+    def category_owner(self, complaint: ComplaintReceived) -> tuple[UnitRules, str] | None:
+        """The unit the complaint's category belongs to (a sub-district office by place),
+        and the rule's name, e.g. ``category:jalan``; None without a usable category."""
+        choice = self._by_category_rule(complaint)
+        return (choice[0], choice[1]) if choice is not None else None
+
+    def keyword_candidates(
+        self, complaint: ComplaintReceived
+    ) -> list[tuple[UnitRules, str, float]]:
+        """Units whose keywords the complaint mentions, best first: the unit, its first
+        keyword, and its hits (a keyword after a place word counts less)."""
+        return [(c.opd, c.keywords[0], c.hits) for c in self._keyword_candidates(complaint)]
+
     def office_for(self, location: Location | None, text: str = "") -> UnitRules | None:
         """The sub-district office of a complaint's place: its location's kecamatan, else
         its kelurahan, else a kecamatan or kelurahan named in its address, else one named
@@ -271,6 +296,12 @@ class RoutingTable:
                     if office is not None:
                         return office
         return None
+
+    def decision(
+        self, opd: UnitRules, rule: str, reason: str, confidence: float, exclude: frozenset[str]
+    ) -> Decision:
+        """A decision for ``opd`` by this table, naming the units that declined."""
+        return self._decision(opd, rule, reason, confidence, tuple(sorted(exclude)))
 
     def _decision(
         self, opd: UnitRules, rule: str, reason: str, confidence: float, excluded: tuple[str, ...]

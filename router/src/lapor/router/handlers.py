@@ -22,6 +22,9 @@ from faststream.nats import JStream, PullSub
 from faststream.nats.annotations import NatsMessage
 
 from lapor.router.domain import Decision, RoutingTable
+from lapor.router.model import TextModel
+from lapor.router.model_store import ModelStore
+from lapor.router.routing import Router
 from lapor.router.rules_store import RulesStore
 from lapor.services.commands import decide_and_append
 from lapor.services.consumers import consumer_config, handle_reliably
@@ -36,6 +39,7 @@ from lapor.shared.events import (
     ComplaintDisposed,
     ComplaintReceived,
     ComplaintRouted,
+    RoutingCandidate,
 )
 
 log = structlog.get_logger(__name__)
@@ -45,9 +49,12 @@ ROUTER = Actor(role="system", name="router")
 
 
 async def route_complaint(
-    store: EventStore, table: RoutingTable, trigger: StoredEvent, auto_dispose: float
+    store: EventStore, router: Router | RoutingTable, trigger: StoredEvent, auto_dispose: float
 ) -> Decision | None:
-    """Route (or re-route) the complaint ``trigger`` belongs to; None if that is moot."""
+    """Route (or re-route) the complaint ``trigger`` belongs to; None if that is moot.
+
+    ``router``: the rules and model to decide with (a bare table decides by rules alone).
+    """
     routed_id = derived_event_id(trigger.envelope.event_id, "routed")
     disposed_id = derived_event_id(trigger.envelope.event_id, "disposed")
     decided: list[Decision] = []
@@ -64,7 +71,7 @@ async def route_complaint(
             for _, e in reversed(events)
             if isinstance(e, AuthorityDeclined) and e.suggested_opd
         )
-        decision = table.decide(received, exclude=declined, referred=referred)
+        decision = router.decide(received, exclude=declined, referred=referred)
         decided.append(decision)
         # What an earlier delivery of the same trigger appended is not appended again.
         ids = {s.envelope.event_id for s in history}
@@ -107,6 +114,10 @@ def routed_event(decision: Decision) -> ComplaintRouted:
         rules_version=decision.rules_version,
         excluded=sorted(decision.excluded),
         level=decision.level,
+        candidates=[
+            RoutingCandidate(opd=c.opd, probability=c.probability) for c in decision.candidates
+        ],
+        model_version=decision.model_version,
     )
 
 
@@ -124,32 +135,49 @@ def _env(event: Event, trigger: StoredEvent, event_id: uuid.UUID) -> Envelope:
 
 
 class LiveRules:
-    """The routing table in force; an operator's change (see ``rules_store``) replaces it
-    without a redeploy."""
+    """The routing table and model in force; an operator's change of either (see
+    ``rules_store`` and ``model_store``) replaces it without a redeploy."""
 
-    def __init__(self, table: RoutingTable) -> None:
-        self.table = table
+    def __init__(self, table: RoutingTable, model: TextModel | None = None) -> None:
+        self.router = Router(table, model)
+
+    @property
+    def table(self) -> RoutingTable:
+        return self.router.table
 
     def replace(self, table: RoutingTable) -> None:
         log.info("routing rules changed", old=self.table.version, new=table.version)
-        self.table = table
+        self.router = Router(table, self.router.model)
+
+    def use_model(self, model: TextModel) -> None:
+        old = self.router.model.version if self.router.model else None
+        log.info("routing model changed", old=old, new=model.version)
+        self.router = Router(self.router.table, model)
 
 
 class RulesWatcher:
-    """Keeps ``LiveRules`` on the latest table in the rules bucket."""
+    """Keeps ``LiveRules`` on the latest table and model of the rules bucket."""
 
     def __init__(self, rt: Runtime, rules: LiveRules) -> None:
         self.rt, self.rules = rt, rules
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        watch = RulesStore.watch(
-            self.rt.js, self.rt.settings.subjects.routing_rules_bucket, self.rules.replace
+        subjects = self.rt.settings.subjects
+        watch = RulesStore.watch(self.rt.js, subjects.routing_rules_bucket, self.rules.replace)
+        models = ModelStore(
+            self.rt.js,
+            rules_bucket=subjects.routing_rules_bucket,
+            models_bucket=subjects.routing_models_bucket,
         )
-        self._task = asyncio.create_task(watch, name="routing rules watcher")
+        self._tasks = [
+            asyncio.create_task(watch, name="routing rules watcher"),
+            asyncio.create_task(models.watch(self.rules.use_model), name="routing model watcher"),
+        ]
 
     async def stop(self) -> None:
-        await cancel_and_wait(self._task)
+        for task in self._tasks:
+            await cancel_and_wait(task)
 
 
 def register(rt: Runtime, rules: LiveRules) -> None:
@@ -164,7 +192,7 @@ def register(rt: Runtime, rules: LiveRules) -> None:
 def _subscribe_router(rt: Runtime, rules: LiveRules, durable: str, subject: str) -> None:
     async def handle(stored: StoredEvent, event: Event) -> None:
         threshold = rt.settings.auto_dispose_confidence
-        await route_complaint(rt.store, rules.table, stored, threshold)
+        await route_complaint(rt.store, rules.router, stored, threshold)
 
     @rt.broker.subscriber(
         subject,

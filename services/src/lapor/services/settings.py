@@ -40,7 +40,16 @@ class Settings(BaseSettings):
         default=None, description="Signs officer tokens and derives reporter secrets"
     )
     auto_dispose_confidence: float = Field(
-        default=0.8, ge=0, le=1.01, description="Proposals this confident are disposed at once"
+        default=0.9,
+        ge=0,
+        le=1.01,
+        description="Proposals this confident are disposed at once (a calibrated probability)",
+    )
+    routing_model: str = Field(
+        default="shipped",
+        pattern=r"^(shipped|none)$",
+        description="The model the router starts with before one is published: the one "
+        "trained on the project's corpus, or none (rules alone)",
     )
 
     publish_timeout_seconds: float = Field(default=3.0, gt=0)

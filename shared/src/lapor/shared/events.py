@@ -151,6 +151,18 @@ class ComplaintReceived(Complaint, Event):
     TYPE = "complaint.received"
 
 
+class RoutingCandidate(BaseModel):
+    """One of the text classifier's most probable units for a complaint."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    opd: str = Field(
+        pattern=OPD_CODE,
+        description="A unit's code, or 'kecamatan' for the sub-district offices as one class",
+    )
+    probability: float = Field(ge=0, le=1)
+
+
 @register
 class ComplaintRouted(Event):
     """The complaint was assigned to the OPD authorized to act (disposisi)."""
@@ -168,6 +180,13 @@ class ComplaintRouted(Event):
         description="OPDs that declared 'not our authority' and were not considered again",
     )
     level: Text | None = Field(default=None, description="Level of government of the OPD")
+    candidates: list[RoutingCandidate] = Field(
+        default_factory=list,
+        description="The text classifier's top units with their probabilities",
+    )
+    model_version: Text | None = Field(
+        default=None, description="Version of the routing model that weighed in, if any"
+    )
 
 
 class Actor(BaseModel):

@@ -44,6 +44,11 @@ class Subjects:
         return f"{self._stream_prefix}_ROUTING_RULES"
 
     @property
+    def routing_models_bucket(self) -> str:
+        """Object store holding every routing model an operator published."""
+        return f"{self._stream_prefix}_ROUTING_MODELS"
+
+    @property
     def _stream_prefix(self) -> str:
         return self.root.upper().replace(".", "_").replace("-", "_")
 
