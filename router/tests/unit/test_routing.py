@@ -553,14 +553,30 @@ def test_a_declined_category_goes_up_a_level(table: RoutingTable) -> None:
     assert "not their authority" in decision.reason
     assert table.opd("dpupr").name in decision.reason
 
+    # A road's own chain: after the province, the national roads office.
     national = table.decide(road, frozenset({"dpupr", "pemprov_kalbar"}))
-    assert national.opd == "kementerian"
+    assert national.opd == "bpjn"
     assert national.level == "national"
     assert national.excluded == ("dpupr", "pemprov_kalbar")
 
-    everyone = table.decide(road, frozenset({"dpupr", "pemprov_kalbar", "kementerian"}))
+    everyone = table.decide(road, frozenset({"dpupr", "pemprov_kalbar", "bpjn"}))
     assert everyone.opd == "diskominfo"
     assert everyone.rule == "fallback"
+
+
+def test_a_unit_without_a_chain_of_its_own_follows_its_level(table: RoutingTable) -> None:
+    parking = complaint(category="parkir")
+    assert table.decide(parking, frozenset({"dishub"})).opd == "pemprov_kalbar"
+    assert table.decide(parking, frozenset({"dishub", "pemprov_kalbar"})).opd == "kementerian"
+
+
+def test_a_chain_must_name_units_and_not_the_unit_itself() -> None:
+    text = packaged_text()
+    chain = 'escalation = ["pemprov_kalbar", "bpjn"]'
+    with pytest.raises(ValueError, match="not a unit"):
+        RoutingTable.from_text(text.replace(chain, 'escalation = ["pemprov_kalbar", "nowhere"]'))
+    with pytest.raises(ValueError, match="the unit itself"):
+        RoutingTable.from_text(text.replace(chain, 'escalation = ["dpupr"]'))
 
 
 def test_a_declined_provincial_category_goes_to_the_ministries(table: RoutingTable) -> None:
@@ -777,3 +793,7 @@ def test_load_reads_a_given_path(tmp_path) -> None:
 def test_opds_is_a_copy(table: RoutingTable) -> None:
     table.opds.clear()
     assert table.opd("dpupr") is not None
+
+
+def packaged_text() -> str:
+    return files("lapor.router").joinpath("routing_table.toml").read_text("utf-8")

@@ -423,9 +423,9 @@ class RoutingTable:
     def _escalate(
         self, owner: UnitRules, exclude: frozenset[str], subject: str, confidence: float
     ) -> _Choice | None:
-        """Forward up a level from ``owner``, who declined: the first unit of its level's
-        escalation list that did not decline too."""
-        for code in self.escalation(owner.level):
+        """Forward up a level from ``owner``, who declined: the first unit of its own
+        escalation list (else its level's) that did not decline too."""
+        for code in owner.escalation or self.escalation(owner.level):
             if code in exclude or code == owner.code:
                 continue
             target = self._table.units[code]

@@ -38,7 +38,7 @@ PLACE = "@place"
 """Owner of the kelurahan names, matched only so that their words are no keywords."""
 
 _TOP_LEVEL = frozenset({"version", "coordinator", "escalation", "territorial", "opd"})
-_OPD_FIELDS = frozenset({"code", "categories", "keywords", "kelurahan"})
+_OPD_FIELDS = frozenset({"code", "categories", "keywords", "kelurahan", "escalation"})
 _FROM_REGISTRY = frozenset({"name", "level", "kecamatan"})
 
 
@@ -135,6 +135,13 @@ def _index(data: Mapping[str, Any], text: str, registry: Registry) -> IndexedTab
             f"routing table: coordinator {coordinator!r} is not a unit of the OPD registry"
         )
     escalation = _parse_escalation(data.get("escalation", {}), units)
+    for rules in ruled:
+        for code in rules.escalation:
+            if code not in units:
+                raise ValueError(
+                    f"routing table: OPD {rules.code!r}: escalation: {code!r} is not a unit "
+                    "of the OPD registry"
+                )
 
     by_category, territorial_categories = _index_categories(listed)
     offices = _index_offices(listed)
@@ -193,7 +200,12 @@ def _parse_unit(entry: Any, index: int, registry: Registry) -> UnitRules:
     for name in kelurahan:
         if not place_key(name):
             raise ValueError(f"{where}: kelurahan {name!r} has no words")
-    return UnitRules(unit, categories=categories, keywords=keywords, kelurahan=kelurahan)
+    escalation = _string_list(entry.get("escalation", []), f"{where}: escalation")
+    if code in escalation:
+        raise ValueError(f"{where}: escalation names the unit itself")
+    return UnitRules(
+        unit, categories=categories, keywords=keywords, kelurahan=kelurahan, escalation=escalation
+    )
 
 
 def _string_list(value: Any, where: str) -> tuple[str, ...]:

@@ -29,6 +29,9 @@ class UnitRules:
     keywords: tuple[str, ...] = ()
     kelurahan: tuple[str, ...] = ()
     """Villages of a sub-district office's kecamatan: where a complaint's place is found."""
+    escalation: tuple[str, ...] = ()
+    """Where the unit's complaints go, in order, when it declines them, if not where its
+    level's go: a declined city road to the province and then the national roads office."""
 
     @property
     def code(self) -> str:
