@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lapor.shared.calendar import DEFAULT_TIMEZONE, WorkingCalendar, collective_leave_from_text
 from lapor.shared.deadlines import DeadlinePolicy
+from lapor.shared.registry import DEFAULT_DEPLOYMENT, deployment_name
 from lapor.shared.subjects import Subjects
 
 
@@ -30,6 +31,12 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".lapor")
     infra: str = Field(
         default="auto", pattern=r"^(auto|embedded|docker)$", description="Local infrastructure"
+    )
+    deployment: str = Field(
+        default=DEFAULT_DEPLOYMENT,
+        description="The packaged deployment (LAPOR_DEPLOYMENT): its OPD registry and routing "
+        "table, e.g. kota_pontianak or kabupaten_kubu_raya. Code that reads the registry "
+        "without settings reads the same variable (lapor.shared.registry.load_registry)",
     )
 
     # The log stream. Production: 3 replicas; sync_interval: always is set in the server config.
@@ -75,6 +82,13 @@ class Settings(BaseSettings):
 
     log_format: str = Field(default="auto", pattern=r"^(auto|json|console)$")
     log_level: str = "INFO"
+
+    @field_validator("deployment")
+    @classmethod
+    def _packaged_deployment(cls, value: str) -> str:
+        if not value:
+            raise ValueError("a deployment must be named, e.g. kota_pontianak")
+        return deployment_name(value)  # an unknown name fails at start-up, naming the known
 
     @property
     def subjects(self) -> Subjects:

@@ -337,7 +337,7 @@ async def post_disposition(
     tracking_id: TrackingId, body: Disposition, request: Request, rt: Rt, actor: AuthenticatedActor
 ) -> ActionAccepted | JSONResponse:
     """Verifikasi and disposisi: the coordinating admin sends it to the unit to act."""
-    unit = load_registry().get(body.opd)
+    unit = load_registry(rt.settings.deployment).get(body.opd)
     if unit is None:
         raise RequestValidationError(
             [{"loc": ("body", "opd"), "msg": "not a unit in the registry", "type": "value_error"}]
@@ -416,7 +416,9 @@ async def post_declination(
     (422 naming the field) and nothing is appended.
     """
     _require_unit(actor, opd)
-    if body.suggested_opd is not None and body.suggested_opd not in load_registry():
+    if body.suggested_opd is not None and body.suggested_opd not in load_registry(
+        rt.settings.deployment
+    ):
         raise invalid("suggested_opd", "not a unit in the registry", where="body")
     command = domain.decline(body.reason, actor, body.suggested_opd)
     return await _act(rt, request, tracking_id, actor, command)

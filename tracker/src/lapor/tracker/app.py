@@ -18,11 +18,12 @@ def create_app(
     deadlines: DeadlineSettings | None = None,
     now: Now = utc_now,
 ) -> FastAPI:
+    settings = settings or Settings()
     deadlines = deadlines or DeadlineSettings()
-    coordinator = load_registry().coordinator
+    coordinator = load_registry(settings.deployment).coordinator
     return create_service(
         "tracker",
-        settings or Settings(),
+        settings,
         routers=[router, exports_router],
         projections=[StatusProjection(deadlines.calendar(), deadlines.policy())],
         workers=[lambda rt: DeadlineScheduler(rt, coordinator, deadlines.check_seconds, now)],

@@ -33,7 +33,7 @@ async def nats_users(settings: Settings, output: Path) -> None:
     from lapor.ops import natsauth
     from lapor.shared.registry import load_registry
 
-    registry, subjects = load_registry(), settings.subjects
+    registry, subjects = load_registry(settings.deployment), settings.subjects
     passwords = natsauth.agency_passwords(registry)
     service_password = secrets.token_urlsafe(24)
     natsauth.write_private(
