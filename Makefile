@@ -7,7 +7,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: run test unit demo migrate lint fmt schemas bench chaos clean
+.PHONY: run test unit demo migrate lint fmt schemas model bench chaos clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -44,9 +44,11 @@ fmt: $(VENV)/.synced
 schemas: $(VENV)/.synced  ## Regenerate the committed JSON Schemas of every event
 	$(VENV)/bin/python -m lapor.shared.schemas shared/schemas
 
+model: $(VENV)/.synced  ## Retrain the routing model shipped with the router (development corpus)
+	$(VENV)/bin/python -m lapor.router.training
+
 bench: $(VENV)/.synced  ## Benchmarks; each prints a table and writes JSON beside it
-	$(VENV)/bin/python -m lapor.devtools.routing_bench tests/routing/labelled_complaints.jsonl \
-		--json bench-routing.json
+	$(VENV)/bin/python -m lapor.devtools.routing_bench --json bench-routing.json
 	$(VENV)/bin/python tests/bench/run.py --json bench-results.json --py-spy $(VENV)/bin/py-spy
 
 chaos: $(VENV)/.synced  ## A longer soak of tests/chaos: LAPOR_CHAOS_SECONDS of faults at LAPOR_CHAOS_RATE/s

@@ -40,3 +40,16 @@ def test_the_parts_are_disjoint_and_cover_every_unit() -> None:
     units = {u.code for u in load_registry().units}
     for part in (development, test):
         assert units <= {i.expected for i in part if i.deployment == "pontianak"}
+
+
+def test_the_shipped_model_was_trained_on_this_development_part() -> None:
+    # `make model` retrains it; a corpus edited without retraining fails here.
+    from importlib.resources import files
+
+    from lapor.router.model import FEATURES_VERSION, shipped_model
+
+    model = shipped_model()
+    data = files("lapor.router").joinpath("development.jsonl").read_bytes()
+    assert model.info["corpus_sha256"] == hashlib.sha256(data).hexdigest()
+    assert model.info["features_version"] == FEATURES_VERSION
+    assert model.info["examples"] == len(corpus.development())

@@ -548,7 +548,7 @@ def test_a_declined_category_goes_up_a_level(table: RoutingTable) -> None:
     assert decision.opd == "pemprov_kalbar"
     assert decision.level == "province"
     assert decision.rule == "escalation:dpupr"
-    assert decision.confidence == 0.8
+    assert decision.confidence == 0.9
     assert decision.excluded == ("dpupr",)
     assert "not their authority" in decision.reason
     assert table.opd("dpupr").name in decision.reason

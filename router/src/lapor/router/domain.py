@@ -50,7 +50,7 @@ CONFIDENCE_LOCATION = 0.85
 CONFIDENCE_KEYWORD_CONFIRMED = 0.7
 """Keywords pointing to the very OPD the reporter suggested."""
 CONFIDENCE_KEYWORD = 0.6
-CONFIDENCE_ESCALATION = 0.8
+CONFIDENCE_ESCALATION = 0.9
 """Forwarded up a level from the owner of the complaint's category, which declined it: the
 table's own rule, as certain as the category (and disposed at once at the default
 ``auto_dispose_confidence``)."""
@@ -152,25 +152,36 @@ class _Candidate:
 class RoutingTable:
     """The routing rules of one deployment, and the decisions they make.
 
-    Build it with ``load`` (a file, by default the packaged table) or ``from_text``, which
-    read and check the table with ``lapor.router.table``: a malformed table, or one naming
-    a unit the registry does not know, raises ``ValueError`` rather than misrouting
-    complaints later. Or give it an ``IndexedTable`` read already.
+    Build it with ``load`` (a file, by default the packaged table of the deployment) or
+    ``from_text``, which read and check the table with ``lapor.router.table``: a malformed
+    table, or one naming a unit the registry does not know, raises ``ValueError`` rather
+    than misrouting complaints later. Or give it an ``IndexedTable`` read already.
     """
 
     def __init__(self, table: IndexedTable) -> None:
         self._table = table
 
     @classmethod
-    def load(cls, path: Path | None = None, *, registry: Registry | None = None) -> RoutingTable:
-        """Read a table file; without ``path``, the routing_table.toml shipped with the package."""
-        return cls(read_table(path, registry=registry))
+    def load(
+        cls,
+        path: Path | None = None,
+        *,
+        registry: Registry | None = None,
+        deployment: str | None = None,
+    ) -> RoutingTable:
+        """Read a table file; without ``path``, the packaged table of ``deployment``
+        (``kota_pontianak``: routing_table.toml; ``kabupaten_kubu_raya``...), by default the
+        one ``LAPOR_DEPLOYMENT`` names, else ``kota_pontianak``. Checked against
+        ``registry``, by default that deployment's packaged registry."""
+        return cls(read_table(path, registry=registry, deployment=deployment))
 
     @classmethod
-    def from_text(cls, text: str, *, registry: Registry | None = None) -> RoutingTable:
-        """Parse and validate a table given as TOML text (against the shipped registry by
-        default)."""
-        return cls(parse_table(text, registry=registry))
+    def from_text(
+        cls, text: str, *, registry: Registry | None = None, deployment: str | None = None
+    ) -> RoutingTable:
+        """Parse and validate a table given as TOML text (against ``registry``, by default
+        the packaged registry of ``deployment``, as for ``load``)."""
+        return cls(parse_table(text, registry=registry, deployment=deployment))
 
     @property
     def version(self) -> str:
@@ -268,8 +279,8 @@ class RoutingTable:
     def office_for(self, location: Location | None, text: str = "") -> UnitRules | None:
         """The sub-district office of a complaint's place: its location's kecamatan, else
         its kelurahan, else a kecamatan or kelurahan named in its address, else one named
-        right after "kecamatan", "kelurahan", "camat" or "lurah" in ``text`` (the title and
-        body)."""
+        right after "kecamatan", "kelurahan", "desa", "camat" or "lurah" in ``text`` (the
+        title and body). Villages (desa) are the kelurahan of a regency's offices."""
         if location is not None:
             for name in (location.kecamatan, location.kelurahan):
                 if name:
@@ -286,12 +297,15 @@ class RoutingTable:
 
     def _place_in(self, words: tuple[str, ...], *, anywhere: bool) -> UnitRules | None:
         # Longest place name first, so "sungai jawi dalam" (Barat) is not "sungai jawi"
-        # (Kota). Outside an address a place counts only right after a marker word.
+        # (Kota). Outside an address a place counts only right after a marker word. The
+        # deployment's own name is no place in it: "Kubu Raya" is not the kecamatan Kubu.
+        area = self._table.area
         for i in range(len(words)):
             if not anywhere and (i == 0 or words[i - 1] not in _PLACE_MARKERS):
                 continue
+            shortest = len(area) + 1 if area and words[i : i + len(area)] == area else 1
             for n in (3, 2, 1):
-                if i + n <= len(words):
+                if shortest <= n and i + n <= len(words):
                     office = self._table.places.get("".join(words[i : i + n]))
                     if office is not None:
                         return office

@@ -17,7 +17,6 @@ on yet. Only the title and body are kept, never the reporter's identity or conta
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 
 from lapor.router.training import Example
@@ -49,9 +48,9 @@ class Labels:
     """Labels gathered from the log; ``add`` every event, then take ``examples()``."""
 
     def __init__(self) -> None:
-        self._seen: dict[uuid.UUID, _Seen] = {}
+        self._seen: dict[object, _Seen] = {}
 
-    def add(self, complaint_id: uuid.UUID, event: Event) -> None:
+    def add(self, complaint_id: object, event: Event) -> None:
         seen = self._seen.get(complaint_id)
         if seen is None:
             seen = self._seen[complaint_id] = _Seen(order=len(self._seen))

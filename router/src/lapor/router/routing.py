@@ -36,9 +36,6 @@ from lapor.shared.events import ComplaintReceived
 FLOOR = 1e-4
 """The least probability a unit is given, so that rule evidence can still lift a unit the
 model has never seen complaints of."""
-ESCALATE_BELOW = 0.35
-"""After a decline with no better candidate than this (raw share), the rules' escalation
-(up a level from the unit that declined) is taken instead."""
 
 
 @dataclass(frozen=True)
@@ -136,11 +133,13 @@ class Router:
         stamp = {"candidates": candidates, "model_version": model.version}
         if not ranked:
             return _with(self.table.decide(complaint, exclude), stamp)
-        unit, share = max(ranked.items(), key=lambda kv: (kv[1], kv[0] == evidence.category_owner))
-        if exclude and share < ESCALATE_BELOW and unit not in evidence.referred:
+        if exclude and not evidence.referred:
+            # Declined by the unit the rules hold authorized, and nobody named another: the
+            # table's escalation chain (up a level) is the rule, as without a model.
             by_rules = self.table.decide(complaint, exclude)
             if by_rules.rule.startswith("escalation:"):
                 return _with(by_rules, stamp)
+        unit, share = max(ranked.items(), key=lambda kv: (kv[1], kv[0] == evidence.category_owner))
         opd = self.table.opds[unit]
         rule, because = self._explain(opd, evidence, probabilities)
         decision = self.table.decision(opd, rule, because, model.calibration(share), exclude)

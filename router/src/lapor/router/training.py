@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,8 +46,15 @@ class Example:
     """Where the label comes from: ``corpus``, or the kind of human decision in the log."""
 
 
-def train(examples: Sequence[Example], table: RoutingTable, *, seed: int = 0) -> TextModel:
-    """A calibrated model for ``table``'s deployment, trained on ``examples``."""
+def train(
+    examples: Sequence[Example],
+    table: RoutingTable,
+    *,
+    seed: int = 0,
+    about: Mapping[str, object] | None = None,
+) -> TextModel:
+    """A calibrated model for ``table``'s deployment, trained on ``examples``; ``about``
+    is recorded in its ``info`` (and so in its version)."""
     if len({label_of(e.unit) for e in examples}) < 2:
         raise ValueError("training needs examples of at least two units")
     texts = [f"{e.complaint.title}\n{e.complaint.body}" for e in examples]
@@ -66,6 +73,7 @@ def train(examples: Sequence[Example], table: RoutingTable, *, seed: int = 0) ->
         "cross_validated_accuracy": round(accuracy, 4),
         "features_version": FEATURES_VERSION,
         "C": C,
+        **(about or {}),
     }
     return _as_stored(TextModel(**fitted, weights=chosen, calibration=calibration, info=info))
 
@@ -211,3 +219,26 @@ def _as_stored(model: TextModel) -> TextModel:
     """The model as it will be loaded from its archive (weights kept at half precision), so
     what is measured during training is what routes."""
     return TextModel.from_bytes(model.to_bytes())
+
+
+def main() -> None:
+    """``python -m lapor.router.training``: train the model that ships with the router on
+    the development part of the corpus (``make model``)."""
+    import hashlib
+    from importlib.resources import files
+
+    from lapor.router import corpus
+    from lapor.router.model import SHIPPED
+
+    package = files("lapor.router")
+    data = package.joinpath("development.jsonl").read_bytes()
+    about = {"corpus": "development", "corpus_sha256": hashlib.sha256(data).hexdigest()}
+    model = train(corpus.examples(corpus.development()), RoutingTable.load(), about=about)
+    target = package.joinpath(SHIPPED)
+    with open(str(target), "wb") as out:
+        out.write(model.to_bytes())
+    print(f"{target}: {model.version} {dict(model.info)}")
+
+
+if __name__ == "__main__":
+    main()

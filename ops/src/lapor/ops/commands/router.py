@@ -19,10 +19,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from lapor.ops.reach import deployment
 from lapor.services.cli import Command
 from lapor.services.settings import Settings
+
+if TYPE_CHECKING:
+    from nats.js import JetStreamContext
+
+    from lapor.router.model import TextModel
+    from lapor.router.training import Example
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,8 +89,15 @@ async def run_router(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def train_from_log(js, settings: Settings, *, seed: int = 0):
-    """A model trained on the log's labels and the corpus's development part."""
+async def train_from_log(
+    js: JetStreamContext,
+    settings: Settings,
+    *,
+    seed: int = 0,
+    base: Sequence[Example] | None = None,
+) -> TextModel:
+    """A model trained on the log's labels and ``base`` (by default the development part
+    of the project's corpus)."""
     from lapor.ops.audit import Entry, walk_log
     from lapor.router import corpus
     from lapor.router.domain import RoutingTable
@@ -109,7 +124,9 @@ async def train_from_log(js, settings: Settings, *, seed: int = 0):
     if state.messages:
         await walk_log(js, stream, subjects, state.last_seq, state.messages, gather, None)
     table = await RulesStore.current(js, subjects.routing_rules_bucket) or RoutingTable.load()
-    examples = [*corpus.examples(corpus.development()), *gather.labels.examples()]
+    if base is None:
+        base = corpus.examples(corpus.development())
+    examples = [*base, *gather.labels.examples()]
     return await asyncio.to_thread(train, examples, table, seed=seed)
 
 
