@@ -13,12 +13,13 @@ from lapor.services.settings import Settings
 
 
 def create_app(settings: Settings | None = None, table: RoutingTable | None = None) -> FastAPI:
-    """``table``: the rules to start with (default: the packaged table); a table published
-    to the rules bucket replaces it while running, and so does a published model the one
-    the router starts with (``LAPOR_ROUTING_MODEL``: the shipped one, or none)."""
+    """``table``: the rules to start with (default: the packaged table of the settings'
+    deployment, ``LAPOR_DEPLOYMENT``); a table published to the rules bucket replaces it
+    while running, and so does a published model the one the router starts with
+    (``LAPOR_ROUTING_MODEL``: the shipped one, or none)."""
     settings = settings or Settings()
     model = shipped_model() if settings.routing_model == "shipped" else None
-    rules = LiveRules(table or RoutingTable.load(), model)
+    rules = LiveRules(table or RoutingTable.load(deployment=settings.deployment), model)
     return create_service(
         "router",
         settings,

@@ -164,7 +164,12 @@ class RulesWatcher:
 
     async def start(self) -> None:
         subjects = self.rt.settings.subjects
-        watch = RulesStore.watch(self.rt.js, subjects.routing_rules_bucket, self.rules.replace)
+        watch = RulesStore.watch(
+            self.rt.js,
+            subjects.routing_rules_bucket,
+            self.rules.replace,
+            deployment=self.rt.settings.deployment,
+        )
         models = ModelStore(
             self.rt.js,
             rules_bucket=subjects.routing_rules_bucket,

@@ -71,6 +71,7 @@ class RulesStore:
         bucket: str,
         author: str,
         expected_revision: int | None = None,
+        deployment: str | None = None,
     ) -> int:
         """Validate ``text`` as a routing table, store it, record the change, and return
         its revision.
@@ -79,10 +80,12 @@ class RulesStore:
         stored then). With ``expected_revision`` the table replaces only that revision
         (0: only if none was ever published), so two operators cannot overwrite each
         other unknowingly; a stale one gets ``nats.js.errors.KeyWrongLastSequenceError``.
+        The table is checked against the registry of ``deployment`` (by default
+        ``LAPOR_DEPLOYMENT``'s).
         """
         if not author.strip():
             raise ValueError("routing rules: the author of a change must be named")
-        table = RoutingTable.from_text(text)
+        table = RoutingTable.from_text(text, deployment=deployment)
         kv = await _bucket(js, bucket)
         data = text.encode("utf-8")
         if expected_revision is None:
@@ -101,9 +104,11 @@ class RulesStore:
         return revision
 
     @staticmethod
-    async def current(js: JetStreamContext, bucket: str) -> RoutingTable | None:
-        """The newest valid table in the bucket, or ``None`` if there is none (no bucket,
-        nothing published, or only invalid texts)."""
+    async def current(
+        js: JetStreamContext, bucket: str, *, deployment: str | None = None
+    ) -> RoutingTable | None:
+        """The newest valid table in the bucket (for the registry of ``deployment``), or
+        ``None`` if there is none (no bucket, nothing published, or only invalid texts)."""
         with contextlib.suppress(nats.js.errors.BucketNotFoundError):
             kv = await js.key_value(bucket)
             try:
@@ -111,7 +116,7 @@ class RulesStore:
             except nats.js.errors.NoKeysError:
                 return None
             for entry in reversed(entries):
-                table = _table(entry)
+                table = _table(entry, deployment)
                 if table is not None:
                     return table
         return None
@@ -133,15 +138,20 @@ class RulesStore:
 
     @staticmethod
     async def watch(
-        js: JetStreamContext, bucket: str, on_change: Callable[[RoutingTable], None]
+        js: JetStreamContext,
+        bucket: str,
+        on_change: Callable[[RoutingTable], None],
+        *,
+        deployment: str | None = None,
     ) -> None:
         """Call ``on_change`` with the table in the bucket, then with every valid new one,
         until cancelled. Run it as a task::
 
             task = asyncio.create_task(RulesStore.watch(js, bucket, swap))
 
-        The bucket is created if it does not exist yet. An invalid text is logged and
-        ignored (the caller keeps its table), and so is a deleted key.
+        The bucket is created if it does not exist yet. An invalid text (for the registry
+        of ``deployment``) is logged and ignored (the caller keeps its table), and so is a
+        deleted key.
         """
         kv = await _bucket(js, bucket)
         watcher = await kv.watch(KEY)
@@ -155,7 +165,7 @@ class RulesStore:
                         revision=entry.revision,
                     )
                     continue
-                table = _table(entry)
+                table = _table(entry, deployment)
                 if table is None:
                     continue
                 log.info("routing rules changed", revision=entry.revision, version=table.version)
@@ -168,11 +178,11 @@ class RulesStore:
                 await watcher.stop()
 
 
-def _table(entry: KeyValue.Entry) -> RoutingTable | None:
+def _table(entry: KeyValue.Entry, deployment: str | None = None) -> RoutingTable | None:
     if entry.operation in _DELETED or entry.value is None:
         return None
     try:
-        return RoutingTable.from_text(entry.value.decode("utf-8"))
+        return RoutingTable.from_text(entry.value.decode("utf-8"), deployment=deployment)
     except (ValueError, UnicodeDecodeError) as e:
         log.error("routing rules: ignoring an invalid table", revision=entry.revision, error=str(e))
         return None

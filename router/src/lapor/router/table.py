@@ -6,6 +6,12 @@ checks both together and builds the indexes the decision (``lapor.router.domain`
 things up in: a malformed table, or one naming a unit the registry does not know, raises
 ``ValueError`` here, at load, rather than misrouting complaints later. Nothing here
 decides anything.
+
+Each packaged deployment (``lapor.shared.registry.deployments``) has its table:
+``kota_pontianak`` is ``routing_table.toml``, the others are ``deployments/<name>.toml``.
+A table may start from another packaged table (``base = "kota_pontianak"``): it takes the
+base's escalation, territorial keywords and ``[[opd]]`` entries, drops the entries of
+units its registry lacks, and replaces (by code) or adds the entries it lists itself.
 """
 
 from __future__ import annotations
@@ -21,10 +27,10 @@ from types import MappingProxyType
 from typing import Any
 
 from lapor.router.places import kecamatan_keys, place_key
-from lapor.router.text import stems, topic_words
+from lapor.router.text import normalize, stems, topic_words
 from lapor.router.unit_rules import UnitRules
+from lapor.shared.registry import DEFAULT_DEPLOYMENT, Registry, deployment_name, load_registry
 from lapor.shared.registry import LEVELS as REGISTRY_LEVELS
-from lapor.shared.registry import Registry, load_registry
 
 LEVELS = frozenset(REGISTRY_LEVELS)
 """Levels of government (or state-owned enterprise) an OPD can belong to."""
@@ -37,7 +43,9 @@ TERRITORIAL = "@territorial"
 PLACE = "@place"
 """Owner of the kelurahan names, matched only so that their words are no keywords."""
 
-_TOP_LEVEL = frozenset({"version", "coordinator", "escalation", "territorial", "opd"})
+_TOP_LEVEL = frozenset({"version", "base", "coordinator", "escalation", "territorial", "opd"})
+_DEPLOYMENTS_DIR = "deployments"
+_AREA_PREFIXES = frozenset({"kota", "kabupaten", "kab", "provinsi", "prov"})
 _OPD_FIELDS = frozenset({"code", "categories", "keywords", "kelurahan", "escalation"})
 _FROM_REGISTRY = frozenset({"name", "level", "kecamatan"})
 
@@ -82,25 +90,64 @@ class IndexedTable:
     """Keyword phrases of several words (not places) by each of their stemmed words,
     longest first: what a phrase's words scattered in any order within a few words are
     matched with."""
+    area: tuple[str, ...] = ()
+    """The words of the deployment's own name without its kind ("kubu raya" of "Kabupaten
+    Kubu Raya"): in an address they name the whole area, not the kecamatan Kubu."""
 
 
-def read_table(path: Path | None = None, *, registry: Registry | None = None) -> IndexedTable:
-    """Read a table file; without ``path``, the routing_table.toml shipped with the package."""
+def packaged_tables() -> tuple[str, ...]:
+    """The names of the packaged tables, sorted: ``kota_pontianak`` (``routing_table.toml``)
+    and the files of ``lapor/router/deployments/``."""
+    found = {DEFAULT_DEPLOYMENT}
+    folder = files("lapor.router").joinpath(_DEPLOYMENTS_DIR)
+    if folder.is_dir():
+        found |= {
+            entry.name.removesuffix(".toml")
+            for entry in folder.iterdir()
+            if entry.name.endswith(".toml")
+        }
+    return tuple(sorted(found))
+
+
+def packaged_table_text(name: str) -> str:
+    """The TOML text of the packaged table ``name`` (``packaged_tables``)."""
+    if name not in packaged_tables():
+        raise ValueError(
+            f"routing table: no packaged table {name!r}; the packaged tables are "
+            f"{', '.join(packaged_tables())}"
+        )
+    package = files("lapor.router")
+    if name == DEFAULT_DEPLOYMENT:
+        return package.joinpath("routing_table.toml").read_text("utf-8")
+    return package.joinpath(_DEPLOYMENTS_DIR).joinpath(f"{name}.toml").read_text("utf-8")
+
+
+def read_table(
+    path: Path | None = None,
+    *,
+    registry: Registry | None = None,
+    deployment: str | None = None,
+) -> IndexedTable:
+    """Read a table file; without ``path``, the packaged table of ``deployment`` (by default
+    the one ``LAPOR_DEPLOYMENT`` names, else ``kota_pontianak``). Checked against
+    ``registry``, by default that deployment's packaged registry."""
     if path is None:
-        text = files("lapor.router").joinpath("routing_table.toml").read_text("utf-8")
+        text = packaged_table_text(deployment_name(deployment))
     else:
         text = Path(path).read_text(encoding="utf-8")
-    return parse_table(text, registry=registry)
+    return parse_table(text, registry=registry, deployment=deployment)
 
 
-def parse_table(text: str, *, registry: Registry | None = None) -> IndexedTable:
-    """Parse, validate and index a table given as TOML text (against the shipped registry
-    by default)."""
+def parse_table(
+    text: str, *, registry: Registry | None = None, deployment: str | None = None
+) -> IndexedTable:
+    """Parse, validate and index a table given as TOML text (against ``registry``, by
+    default the packaged registry of ``deployment``, see ``load_registry``)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ValueError(f"routing table: not valid TOML: {e}") from e
-    return _index(data, text, registry if registry is not None else load_registry())
+    return _index(data, text, registry if registry is not None else load_registry(deployment))
 
 
 def _index(data: Mapping[str, Any], text: str, registry: Registry) -> IndexedTable:
@@ -110,18 +157,38 @@ def _index(data: Mapping[str, Any], text: str, registry: Registry) -> IndexedTab
     version = data.get("version")
     if not isinstance(version, str) or not version.strip():
         raise ValueError("routing table: 'version' must be a non-empty string")
-    # The hash catches an edited table whose version nobody bumped.
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+    base = _read_base(data.get("base"))
+    # The hash catches an edited table whose version nobody bumped (or an edited base).
+    hashed = text if base is None else f"{text}\0{base.text}"
+    digest = hashlib.sha256(hashed.encode("utf-8")).hexdigest()[:8]
 
-    entries = data.get("opd")
-    if not isinstance(entries, list) or not entries:
+    entries = data.get("opd", [] if base is not None else None)
+    if not isinstance(entries, list) or (base is None and not entries):
         raise ValueError("routing table: at least one [[opd]] entry is required")
     ruled = [_parse_unit(entry, i, registry) for i, entry in enumerate(entries)]
-    units: dict[str, UnitRules] = {}
+    own: dict[str, UnitRules] = {}
     for rules in ruled:
-        if rules.code in units:
+        if rules.code in own:
+            if base is not None:
+                raise ValueError(
+                    f"routing table: OPD code {rules.code!r} appears twice (an entry replaces "
+                    f"the entry of its code in base {base.name!r}, or adds one, once)"
+                )
             raise ValueError(f"routing table: OPD code {rules.code!r} appears twice")
-        units[rules.code] = rules
+        own[rules.code] = rules
+    units: dict[str, UnitRules] = {}
+    if base is not None:
+        # The base's entries in its order, each replaced by this table's entry of its
+        # code; then this table's other entries.
+        for rules in _inherited_units(base, registry):
+            units[rules.code] = own.get(rules.code, rules)
+        ruled = list(units.values())
+        for rules in own.values():
+            if rules.code not in units:
+                units[rules.code] = rules
+                ruled.append(rules)
+    else:
+        units = dict(own)
     # Units of the registry without rules of their own can still be suggested by a
     # reporter or forwarded to.
     for unit in registry.units:
@@ -135,6 +202,9 @@ def _index(data: Mapping[str, Any], text: str, registry: Registry) -> IndexedTab
             f"routing table: coordinator {coordinator!r} is not a unit of the OPD registry"
         )
     escalation = _parse_escalation(data.get("escalation", {}), units)
+    if base is not None:
+        inherited = _parse_escalation(_inherited_escalation(base, registry), units)
+        escalation = {**inherited, **escalation}
     for rules in ruled:
         for code in rules.escalation:
             if code not in units:
@@ -146,12 +216,12 @@ def _index(data: Mapping[str, Any], text: str, registry: Registry) -> IndexedTab
     by_category, territorial_categories = _index_categories(listed)
     offices = _index_offices(listed)
     places = _index_places(listed)
-    territorial = data.get("territorial", {})
-    if not isinstance(territorial, Mapping) or set(territorial) - {"keywords"}:
-        raise ValueError("routing table: [territorial] takes only 'keywords'")
-    territorial_keywords = _keyword_list(
-        territorial.get("keywords", []), "routing table: [territorial] keywords"
-    )
+    territorial_keywords = _territorial_keywords(data)
+    if base is not None:
+        inherited_keywords = _territorial_keywords(base.data)
+        territorial_keywords = inherited_keywords + tuple(
+            k for k in territorial_keywords if k not in inherited_keywords
+        )
     if territorial_keywords and not offices:
         raise ValueError("routing table: territorial keywords need sub-district offices")
 
@@ -168,7 +238,80 @@ def _index(data: Mapping[str, Any], text: str, registry: Registry) -> IndexedTab
         places=MappingProxyType(places),
         phrases=MappingProxyType(phrases),
         scattered=MappingProxyType(_index_scattered(phrases)),
+        area=_area(registry),
     )
+
+
+@dataclass(frozen=True)
+class _Base:
+    """The packaged table a table starts from (``base``)."""
+
+    name: str
+    text: str
+    data: Mapping[str, Any]
+
+
+def _read_base(name: Any) -> _Base | None:
+    if name is None:
+        return None
+    if not isinstance(name, str) or not name:
+        raise ValueError("routing table: 'base' must name a packaged table")
+    if name not in packaged_tables():
+        raise ValueError(
+            f"routing table: base {name!r} is not a packaged table; the packaged tables are "
+            f"{', '.join(packaged_tables())}"
+        )
+    text = packaged_table_text(name)
+    data = tomllib.loads(text)
+    if "base" in data:
+        raise ValueError(
+            f"routing table: base {name!r} has a base itself; a table starts from a table "
+            "without one"
+        )
+    return _Base(name, text, data)
+
+
+def _inherited_units(base: _Base, registry: Registry) -> list[UnitRules]:
+    """The base's entries of the units ``registry`` has, without the units it lacks in
+    their escalation lists."""
+    entries = base.data.get("opd", [])
+    kept: list[UnitRules] = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, Mapping) or entry.get("code") not in registry:
+            continue
+        if isinstance(entry.get("escalation"), list):
+            chain = [code for code in entry["escalation"] if code in registry]
+            entry = {**entry, "escalation": chain}
+        try:
+            kept.append(_parse_unit(entry, i, registry))
+        except ValueError as e:
+            raise ValueError(f"{e} (in base {base.name!r})") from e
+    return kept
+
+
+def _inherited_escalation(base: _Base, registry: Registry) -> dict[str, Any]:
+    """The base's ``[escalation]`` without the units ``registry`` lacks."""
+    chains = base.data.get("escalation", {})
+    if not isinstance(chains, Mapping):
+        return chains
+    return {
+        level: [code for code in codes if code in registry] if isinstance(codes, list) else codes
+        for level, codes in chains.items()
+    }
+
+
+def _territorial_keywords(data: Mapping[str, Any]) -> tuple[str, ...]:
+    territorial = data.get("territorial", {})
+    if not isinstance(territorial, Mapping) or set(territorial) - {"keywords"}:
+        raise ValueError("routing table: [territorial] takes only 'keywords'")
+    return _keyword_list(territorial.get("keywords", []), "routing table: [territorial] keywords")
+
+
+def _area(registry: Registry) -> tuple[str, ...]:
+    words = normalize(registry.deployment.name)
+    if len(words) > 1 and words[0] in _AREA_PREFIXES:
+        words = words[1:]
+    return words
 
 
 def _parse_unit(entry: Any, index: int, registry: Registry) -> UnitRules:

@@ -52,7 +52,9 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.rules_command == "publish":
             text = args.table.read_text(encoding="utf-8")
-            revision = await RulesStore.publish(js, text, bucket=bucket, author=args.author)
+            revision = await RulesStore.publish(
+                js, text, bucket=bucket, author=args.author, deployment=settings.deployment
+            )
             print(f"published as revision {revision}")
         else:
             for change in await RulesStore.changes(js, bucket):
