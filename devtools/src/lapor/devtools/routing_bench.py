@@ -7,7 +7,8 @@ shipped model, each twice: text only (no category, no location, as most complain
 arrive) and as written (with the category and place the citizen gave):
 
 - top-1 accuracy overall, by text length, and per unit (precision and recall);
-- the share sent to the coordinator with no proposal, the share disposed automatically
+- the share sent to the coordinator with no proposal at all (rule ``fallback``), the
+  share disposed automatically
   at ``LAPOR_AUTO_DISPOSE_CONFIDENCE`` and how many of those were right;
 - calibration: a reliability table and the expected calibration error;
 - decision time p50 and p99.
@@ -119,7 +120,6 @@ def evaluate(
     decide: Callable[..., Decision],
     items: Sequence[Item],
     threshold: float,
-    coordinator: str,
 ) -> Report:
     report = Report(name=name, by_length={label: [0, 0] for *_, label in LENGTHS})
     timings: list[float] = []
@@ -135,7 +135,7 @@ def evaluate(
         report.support[item.expected] += 1
         report.chosen[decision.opd] += 1
         report.hits[item.expected] += ok and decision.opd == item.expected
-        report.coordinator += decision.opd == coordinator
+        report.coordinator += decision.rule == "fallback"
         if decision.confidence >= threshold:
             report.auto += 1
             report.auto_right += ok
@@ -204,7 +204,7 @@ def format_report(r: Report, threshold: float, top: int = 8) -> str:
         + ", ".join(
             f"{k} {v[0] / v[1] * 100:.0f}% ({v[1]})" for k, v in r.by_length.items() if v[1]
         ),
-        f"  to the coordinator    {share(r.coordinator)}",
+        f"  no proposal (to the coordinator by hand) {share(r.coordinator)}",
         f"  auto-disposed (>= {threshold:.2f}) {share(r.auto)}, {auto}",
         f"  calibration error     {r.ece:.3f}",
         f"  decision time         p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms",
@@ -245,7 +245,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = shipped_model()
     everything = corpus.load(args.test)
     items = [i for i in everything if i.deployment == "pontianak"]
-    coordinator = table.coordinator.code
     routers = {"rules alone": table.decide, "rules and model": Router(table, model).decide}
     print(f"Routing benchmark: {len(items)} test complaints of Kota Pontianak "
           f"(test part, {len(everything) - len(items)} of a regency not scored here), "
@@ -258,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         read = [as_read(i, text_only) for i in items]
         for name, decide in routers.items():
             way = "text only" if text_only else "as written"
-            report = evaluate(f"{name}, {way}", decide, read, threshold, coordinator)
+            report = evaluate(f"{name}, {way}", decide, read, threshold)
             reports.append(report)
             print(format_report(report, threshold) + "\n")
             results["reports"].append(report.as_json())  # type: ignore[attr-defined]

@@ -26,6 +26,7 @@ import zipfile
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -105,7 +106,7 @@ class TextModel:
     info: Mapping[str, object] = field(default_factory=dict)
     """How it was trained: seed, examples, sources, figures. Part of its version."""
 
-    @property
+    @cached_property
     def version(self) -> str:
         """``m-`` and the first 12 hex digits of the SHA-256 of the archive: the same
         training data and seed give the same version."""
