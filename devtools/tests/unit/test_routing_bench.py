@@ -129,5 +129,5 @@ def test_the_command_prints_and_writes_its_figures(tmp_path: Path, capsys) -> No
     printed = capsys.readouterr().out
     assert "rules and model, text only" in printed and "rules alone, as written" in printed
     figures = json.loads(out.read_text())
-    assert len(figures["reports"]) == 4
+    assert len(figures["reports"]) >= 4
     assert figures["model_version"] == shipped_model().version

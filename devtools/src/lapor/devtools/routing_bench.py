@@ -42,6 +42,8 @@ from lapor.router.training import Example, refit
 from lapor.services.settings import Settings
 
 DEFAULT_TEST = Path("tests/routing/corpus/test.jsonl")
+DEPLOYMENTS = {"pontianak": "kota_pontianak", "kubu_raya": "kabupaten_kubu_raya"}
+"""The corpus's ``deployment`` field -> the packaged deployment its complaints go to."""
 LENGTHS = ((0, 150, "under 150 chars"), (150, 400, "150-400 chars"), (400, 10**9, "over 400"))
 BINS = 10
 REFIT_EVERY = 100
@@ -241,26 +243,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.test.exists():
         parser.error(f"{args.test}: no such file (run from the repository root or give a path)")
     threshold = Settings().auto_dispose_confidence
-    table = RoutingTable.load()
     model = shipped_model()
     everything = corpus.load(args.test)
+    tables = {place: RoutingTable.load(deployment=name) for place, name in DEPLOYMENTS.items()}
+    table = tables["pontianak"]
     items = [i for i in everything if i.deployment == "pontianak"]
-    routers = {"rules alone": table.decide, "rules and model": Router(table, model).decide}
-    print(f"Routing benchmark: {len(items)} test complaints of Kota Pontianak "
-          f"(test part, {len(everything) - len(items)} of a regency not scored here), "
-          f"rules {table.version}, model {model.version}\n")  # fmt: skip
+    print(
+        f"Routing benchmark: test part, {len(items)} complaints of Kota Pontianak and "
+        f"{len(everything) - len(items)} of Kabupaten Kubu Raya; rules {table.version}, "
+        f"model {model.version}\n"
+    )
     results: dict[str, object] = {"benchmark": "routing", "rules_version": table.version,
                                   "model_version": model.version, "threshold": threshold,
                                   "targets": TARGETS, "reports": []}  # fmt: skip
     reports = []
-    for text_only in (True, False):
-        read = [as_read(i, text_only) for i in items]
-        for name, decide in routers.items():
-            way = "text only" if text_only else "as written"
-            report = evaluate(f"{name}, {way}", decide, read, threshold)
-            reports.append(report)
-            print(format_report(report, threshold) + "\n")
-            results["reports"].append(report.as_json())  # type: ignore[attr-defined]
+    for place, table_of_place in tables.items():
+        chosen = [i for i in everything if i.deployment == place]
+        if not chosen:
+            continue
+        routers = {
+            "rules alone": table_of_place.decide,
+            "rules and model": Router(table_of_place, model).decide,
+        }
+        for text_only in (True, False):
+            read = [as_read(i, text_only) for i in chosen]
+            for name, decide in routers.items():
+                way = "text only" if text_only else "as written"
+                where = "" if place == "pontianak" else f" ({DEPLOYMENTS[place]})"
+                report = evaluate(f"{name}, {way}{where}", decide, read, threshold)
+                reports.append(report)
+                print(format_report(report, threshold) + "\n")
+                results["reports"].append(report.as_json())  # type: ignore[attr-defined]
     best = reports[1]
     print("Per unit, rules and model, text only:\n" + units_table(best) + "\n")
     if args.errors:
