@@ -135,3 +135,22 @@ async def test_not_our_authority_goes_to_another_level_and_never_nowhere(setting
         assert last["opd"] == "bpjn"  # a road's chain ends at the national roads office
         hops = [h["opd"] for h in last["history"] if h["event"] == "complaint.disposed"]
         assert hops == ["dpupr", "pemprov_kalbar", last["opd"]]
+
+
+async def test_a_decline_that_names_the_authorized_unit_sends_it_there(settings):
+    # Tried as a new user would: "kewenangan Disperkim" in the reason, or the unit picked.
+    async with system(settings) as (intake, tracker, _):
+        for declination in (
+            {"reason": "Lampu di dalam gang perumahan, ini kewenangan Disperkim."},
+            {"reason": "Bukan aset kami.", "suggested_opd": "disperkim"},
+        ):
+            road = (await intake.post("/complaints", json=ROAD)).json()["tracking_id"]
+            await status_when(tracker, road, lambda s: s["opd"] == "dpupr")
+            r = await tracker.post(
+                f"/agencies/dpupr/complaints/{road}/declination",
+                json=declination,
+                headers=bearer(settings, "agency", "dpupr"),
+            )
+            assert r.status_code == 202, r.text
+            moved = await status_when(tracker, road, lambda s: s["opd"] not in (None, "dpupr"))
+            assert moved["opd"] == "disperkim"

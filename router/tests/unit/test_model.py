@@ -200,3 +200,19 @@ def test_refitting_keeps_the_weights_and_calibration(table, model) -> None:
     assert refitted.weights == model.weights and refitted.calibration == model.calibration
     assert refitted.version != model.version
     assert refitted.info["refit_sources"] == {"acted": 1, "corpus": len(examples())}
+
+
+@pytest.mark.parametrize(
+    ("reason", "named"),
+    [
+        ("Ini kewenangan Disperkim, bukan kami.", "disperkim"),
+        ("Mohon dialihkan ke BPJS Kesehatan", "bpjs_kesehatan"),
+        ("Urusan Dinas Lingkungan Hidup", "dlh"),
+        ("Bukan kewenangan DPUPR.", None),  # the declining unit itself
+        ("Bukan kewenangan kami.", None),
+    ],
+)
+def test_a_unit_named_in_a_declines_reason_is_a_referral(table, reason, named) -> None:
+    from lapor.router.routing import named_unit
+
+    assert named_unit(table, reason, declining="dpupr") == named

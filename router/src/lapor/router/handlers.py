@@ -24,7 +24,7 @@ from faststream.nats.annotations import NatsMessage
 from lapor.router.domain import Decision, RoutingTable
 from lapor.router.model import TextModel
 from lapor.router.model_store import ModelStore
-from lapor.router.routing import Router
+from lapor.router.routing import Router, named_unit
 from lapor.router.rules_store import RulesStore
 from lapor.services.commands import decide_and_append
 from lapor.services.consumers import consumer_config, handle_reliably
@@ -55,6 +55,8 @@ async def route_complaint(
 
     ``router``: the rules and model to decide with (a bare table decides by rules alone).
     """
+    if isinstance(router, RoutingTable):
+        router = Router(router)
     routed_id = derived_event_id(trigger.envelope.event_id, "routed")
     disposed_id = derived_event_id(trigger.envelope.event_id, "disposed")
     decided: list[Decision] = []
@@ -66,10 +68,12 @@ async def route_complaint(
         if received is None or _settled_after(events, trigger.seq):
             return []
         declined = frozenset(e.opd for _, e in events if isinstance(e, AuthorityDeclined))
+        # The units the declining officers named, latest first: picked, or in the reason.
         referred = tuple(
-            e.suggested_opd
+            code
             for _, e in reversed(events)
-            if isinstance(e, AuthorityDeclined) and e.suggested_opd
+            if isinstance(e, AuthorityDeclined)
+            and (code := e.suggested_opd or named_unit(router.table, e.reason, e.opd))
         )
         decision = router.decide(received, exclude=declined, referred=referred)
         decided.append(decision)

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from lapor.router.domain import Candidate, Decision, RoutingTable
 from lapor.router.model import KECAMATAN, TextModel, Weights, top
+from lapor.router.text import normalize
 from lapor.router.unit_rules import UnitRules
 from lapor.shared.events import ComplaintReceived
 
@@ -107,6 +108,27 @@ def shares(unit_scores: Mapping[str, float]) -> dict[str, float]:
     exp = {unit: math.exp(score - peak) for unit, score in unit_scores.items()}
     total = sum(exp.values())
     return {unit: value / total for unit, value in exp.items()}
+
+
+def named_unit(table: RoutingTable, reason: str, declining: str) -> str | None:
+    """The unit an officer's reason names, by its code or its full name ("ini kewenangan
+    Disperkim", "urusan BPJS Kesehatan"), other than the declining unit; None if none does.
+    Officers write the unit they mean into the reason as often as they pick it."""
+    words = normalize(reason)
+    found: list[tuple[int, str]] = []
+    for code, unit in table.opds.items():
+        if code == declining:
+            continue
+        for name in {tuple(code.split("_")), normalize(unit.name)}:
+            at = _find(words, name)
+            if at is not None:
+                found.append((at, code))
+    return min(found)[1] if found else None
+
+
+def _find(words: tuple[str, ...], phrase: tuple[str, ...]) -> int | None:
+    n = len(phrase)
+    return next((i for i in range(len(words) - n + 1) if words[i : i + n] == phrase), None)
 
 
 class Router:
