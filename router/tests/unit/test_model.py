@@ -216,3 +216,13 @@ def test_a_unit_named_in_a_declines_reason_is_a_referral(table, reason, named) -
     from lapor.router.routing import named_unit
 
     assert named_unit(table, reason, declining="dpupr") == named
+
+
+def test_the_deployments_own_labels_calibrate_once_there_are_enough(table, monkeypatch) -> None:
+    import lapor.router.training as training
+
+    own = [Example(e.complaint, e.unit, weight=2.0, source="acted") for e in examples()[:40]]
+    monkeypatch.setattr(training, "OWN_CALIBRATION", 30)
+    assert train([*examples()[40:], *own], table).info["calibrated_on"] == "log"
+    monkeypatch.setattr(training, "OWN_CALIBRATION", 41)
+    assert train([*examples()[40:], *own], table).info["calibrated_on"] == "all"

@@ -30,6 +30,8 @@ from lapor.shared.events import ComplaintReceived
 C = 20.0
 """Inverse regularisation of the logistic regression (chosen on the development part)."""
 FOLDS = 5
+OWN_CALIBRATION = 300
+"""Labels from the deployment's own log it takes to calibrate on them alone."""
 KEYWORD_GRID = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 CATEGORY_GRID = (0.0, 1.0, 2.0, 3.0, 5.0)
 SUGGESTED_GRID = (0.0, 0.5, 1.0, 2.0)
@@ -64,13 +66,17 @@ def train(
     evidence = [gather(table, e.complaint) for e in examples]
     held = _Held.of(held_out, evidence, examples, table)
     chosen, accuracy = _fit_weights(held)
-    calibration = _calibrate(held, chosen)
+    own = np.array([e.source != "corpus" for e in examples])
+    # Confidence must mean what it says on this deployment's complaints: once the log has
+    # labelled enough of them, they alone calibrate it.
+    calibration = _calibrate(held, chosen, own if own.sum() >= OWN_CALIBRATION else None)
     fitted = _fit(texts, labels, weights, seed)
     info = {
         "seed": seed,
         "examples": len(examples),
         "sources": dict(sorted(Counter(e.source for e in examples).items())),
         "cross_validated_accuracy": round(accuracy, 4),
+        "calibrated_on": "log" if own.sum() >= OWN_CALIBRATION else "all",
         "features_version": FEATURES_VERSION,
         "C": C,
         **(about or {}),
@@ -188,12 +194,15 @@ def _fit_weights(held: _Held) -> tuple[Weights, float]:
     return best[2], best[0] / len(held.right)
 
 
-def _calibrate(held: _Held, weights: Weights) -> Calibration:
-    """Isotonic map from the winner's held-out share to how often it was right."""
+def _calibrate(held: _Held, weights: Weights, rows: np.ndarray | None = None) -> Calibration:
+    """Isotonic map from the winner's held-out share to how often it was right (on the
+    examples ``rows`` selects, by default all)."""
     from sklearn.isotonic import IsotonicRegression
 
     winner, share, _ = held.decide(weights)
     right = (winner == held.right).astype(np.float64)
+    if rows is not None:
+        share, right = share[rows], right[rows]
     isotonic = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(share, right)
     return Calibration(
         raw=tuple(round(float(x), 6) for x in isotonic.X_thresholds_),
