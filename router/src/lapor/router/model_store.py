@@ -32,14 +32,12 @@ from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
 from lapor.router.model import TextModel
-from lapor.router.rules_store import HISTORY
+from lapor.router.rules_store import DELETED, HISTORY
 
 log = structlog.get_logger(__name__)
 
 KEY = "model"
 """The key of the rules bucket naming the model in force."""
-
-_DELETED = frozenset({"DEL", "PURGE"})
 
 
 @dataclass(frozen=True)
@@ -79,7 +77,7 @@ class ModelStore:
             entries = await kv.history(KEY)
         except nats.js.errors.NoKeysError:
             return []
-        return [_record(e) for e in entries if e.value and e.operation not in _DELETED]
+        return [_record(e) for e in entries if e.value and e.operation not in DELETED]
 
     async def use(self, version: str, *, author: str) -> ModelRecord:
         """Put a model published before back in force (``ValueError`` if none has that
@@ -116,7 +114,7 @@ class ModelStore:
         watcher = await kv.watch(KEY)
         try:
             async for entry in watcher:
-                if entry is None or entry.operation in _DELETED or not entry.value:
+                if entry is None or entry.operation in DELETED or not entry.value:
                     continue
                 model = await self._load(_record(entry))
                 if model is None:

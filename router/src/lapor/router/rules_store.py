@@ -42,7 +42,8 @@ CHANGES = "changes"
 HISTORY = 64
 """Revisions of the table the bucket keeps (the NATS maximum)."""
 
-_DELETED = frozenset({"DEL", "PURGE"})
+DELETED = frozenset({"DEL", "PURGE"})
+"""KV operations that remove a value rather than put one."""
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ class RulesStore:
         records = [
             RulesChange(**json.loads(e.value))
             for e in entries
-            if e.value and e.operation not in _DELETED
+            if e.value and e.operation not in DELETED
         ]
         return sorted(records, key=lambda c: c.revision)
 
@@ -159,7 +160,7 @@ class RulesStore:
             async for entry in watcher:
                 if entry is None:
                     continue  # the end of the initial values
-                if entry.operation in _DELETED:
+                if entry.operation in DELETED:
                     log.warning(
                         "routing rules deleted; keeping the current table",
                         revision=entry.revision,
@@ -179,7 +180,7 @@ class RulesStore:
 
 
 def _table(entry: KeyValue.Entry, deployment: str | None = None) -> RoutingTable | None:
-    if entry.operation in _DELETED or entry.value is None:
+    if entry.operation in DELETED or entry.value is None:
         return None
     try:
         return RoutingTable.from_text(entry.value.decode("utf-8"), deployment=deployment)
