@@ -39,6 +39,12 @@ class Settings(BaseSettings):
         "without settings reads the same variable (lapor.shared.registry.load_registry)",
     )
 
+    role: str = Field(
+        default="all",
+        description="Which of its parts a service runs (LAPOR_ROLE; lapor serve --role): "
+        "all, or one of the roles the service declares, e.g. the tracker's api or projector",
+    )
+
     # The log stream. Production: 3 replicas; sync_interval: always is set in the server config.
     stream_replicas: int = Field(default=1, ge=1, le=5)
     duplicate_window_seconds: float = Field(default=2 * 3600, gt=0)
