@@ -30,7 +30,16 @@ class Settings(BaseSettings):
     subject_root: str = Field(default="lapor", pattern=r"^[a-z][a-z0-9_]*$")
     data_dir: Path = Path(".lapor")
     infra: str = Field(
-        default="auto", pattern=r"^(auto|embedded|docker)$", description="Local infrastructure"
+        default="auto",
+        pattern=r"^(auto|embedded|docker|none)$",
+        description="Local infrastructure; none: never start any (a command without the "
+        "URLs it needs stops, naming them)",
+    )
+    rebuild_database_url: str | None = Field(
+        default=None,
+        description="Where `lapor replay` rebuilds (LAPOR_REBUILD_DATABASE_URL): a database "
+        "the operator provisioned for it, emptied on each run; unset, a database beside the "
+        "live one is created and dropped (needs CREATEDB: development)",
     )
     deployment: str = Field(
         default=DEFAULT_DEPLOYMENT,
