@@ -1,4 +1,11 @@
-"""Composition root of the router service."""
+"""Composition root of the router service.
+
+Two roles (``LAPOR_ROLE``, ``lapor serve router --role``): ``routing``, the consumers that
+route new and declined complaints and the watchers of the rules and model (any number of
+replicas: they share the durable consumers, and every append is checked), and
+``fanout``, which copies the log to the agency topics in order (one process); ``all``,
+the default, runs both.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ from lapor.router.domain import RoutingTable
 from lapor.router.fanout import agency_fan_out
 from lapor.router.handlers import LiveRules, RulesWatcher, register
 from lapor.router.model import shipped_model
-from lapor.services.runtime import create_service
+from lapor.services.runtime import Part, create_service
 from lapor.services.settings import Settings
 
 
@@ -23,11 +30,14 @@ def create_app(settings: Settings | None = None, table: RoutingTable | None = No
     return create_service(
         "router",
         settings,
-        subscribers=lambda rt: register(rt, rules),
-        workers=[
-            lambda rt: RulesWatcher(rt, rules),
-            agency_fan_out,
-        ],
+        roles={
+            "routing": Part(
+                subscribers=lambda rt: register(rt, rules),
+                workers=[lambda rt: RulesWatcher(rt, rules)],
+                scales_out=True,
+            ),
+            "fanout": Part(workers=[agency_fan_out]),
+        },
         database=False,
         description="Routes every complaint to the authorized OPD (No Wrong Door Policy).",
     )

@@ -4,13 +4,19 @@
 A service supplies its HTTP routers and a function that registers its subscribers;
 ``create_service`` wires the rest the same way for all of them. Tests call it (through
 each service's ``create_app(settings)``) with their own settings.
+
+A service may split its parts into **roles** (:class:`Part` per role name), so that one
+process serves reads while another follows the log: the tracker's ``api`` and
+``projector``, say. ``Settings.role`` (``LAPOR_ROLE``, ``lapor serve --role``) picks one;
+``all``, the default, runs every part in one process, as a service without roles always
+does. Health, readiness and metrics are served in every role.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -45,6 +51,9 @@ log = structlog.get_logger(__name__)
 
 CORRELATION_HEADER = "X-Correlation-Id"
 
+ALL = "all"
+"""The role that runs every part of a service, in one process (the default)."""
+
 
 class Worker(Protocol):
     """A background task of a service, started after the broker and stopped before it."""
@@ -52,6 +61,51 @@ class Worker(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Part:
+    """What a service runs in one role: HTTP routers, broker subscribers, read models
+    (projections) and background workers."""
+
+    routers: Sequence[APIRouter] = ()
+    subscribers: Callable[[Runtime], None] | None = None
+    projections: Sequence[Projection] = ()
+    workers: Sequence[Callable[[Runtime], Worker]] = ()
+    scales_out: bool = False
+    """Follows no log in order (or shares a durable consumer whose appends are checked):
+    several processes or replicas may run it at once."""
+
+    @classmethod
+    def union(cls, parts: Sequence[Part]) -> Part:
+        """Every part of ``parts`` in one process, in their order."""
+        registrations = [p.subscribers for p in parts if p.subscribers is not None]
+
+        def subscribers(rt: Runtime) -> None:
+            for register in registrations:
+                register(rt)
+
+        return cls(
+            routers=[r for p in parts for r in p.routers],
+            subscribers=subscribers if registrations else None,
+            projections=[x for p in parts for x in p.projections],
+            workers=[w for p in parts for w in p.workers],
+            scales_out=all(p.scales_out for p in parts),
+        )
+
+
+class UnknownRole(ValueError):
+    """A role the service does not have (``lapor serve`` says so in one line)."""
+
+
+def role_part(name: str, roles: Mapping[str, Part], role: str) -> Part:
+    """What service ``name`` runs in ``role``: its part of that name, or all of them."""
+    if role == ALL:
+        return Part.union(list(roles.values()))
+    if role not in roles:
+        known = ", ".join([ALL, *roles])
+        raise UnknownRole(f"{name} has no role {role!r} (its roles: {known})")
+    return roles[role]
 
 
 @dataclass
@@ -109,9 +163,22 @@ def create_service(
     subscribers: Callable[[Runtime], None] | None = None,
     projections: Sequence[Projection] = (),
     workers: Sequence[Callable[[Runtime], Worker]] = (),
+    roles: Mapping[str, Part] | None = None,
     database: bool = True,
     description: str = "",
 ) -> FastAPI:
+    """The service's app. Either its parts directly (``routers``, ``subscribers``,
+    ``projections``, ``workers``: one role, ``all``) or ``roles``, its parts by role name;
+    ``settings.role`` picks what this process runs (an unknown role: :class:`UnknownRole`)."""
+    if roles is None:
+        roles = {}
+        part = Part(routers, subscribers, projections, workers)
+        if settings.role != ALL:
+            raise UnknownRole(f"{name} has no role {settings.role!r} (its roles: {ALL})")
+    else:
+        if routers or subscribers or projections or workers:
+            raise ValueError(f"{name}: give its parts either by role or without roles")
+        part = role_part(name, roles, settings.role)
     if settings.nats_url is None or (database and settings.database_url is None):
         raise ValueError(f"{name}: NATS_URL and DATABASE_URL must be set (lapor run sets them)")
     configure_logging(settings.log_level, settings.log_format)
@@ -129,15 +196,15 @@ def create_service(
         if database:
             runtime.pool = await create_pool(settings.database_url)
         await broker.connect()
-        if subscribers is not None:
-            subscribers(runtime)
+        if part.subscribers is not None:
+            part.subscribers(runtime)
         await broker.start()
-        runtime.projections = [ProjectionHandler(runtime.db, settings, p) for p in projections]
+        runtime.projections = [ProjectionHandler(runtime.db, settings, p) for p in part.projections]
         running: list[Worker] = [projection_follower(runtime.js, h) for h in runtime.projections]
-        running += [make(runtime) for make in workers]
+        running += [make(runtime) for make in part.workers]
         for worker in running:
             await worker.start()
-        log.info("service started", service=name)
+        log.info("service started", service=name, role=settings.role)
         try:
             yield
         finally:
@@ -149,12 +216,13 @@ def create_service(
                 log.warning("broker did not stop cleanly", error=repr(e))
             if runtime.pool is not None:
                 await runtime.pool.close()
-            log.info("service stopped", service=name)
+            log.info("service stopped", service=name, role=settings.role)
 
     app = FastAPI(title=f"lapor {name}", description=description, lifespan=lifespan)
     app.state.runtime = runtime
+    app.state.part = part
     app.include_router(_health_router(), responses=ERROR_RESPONSES)
-    for router in routers:
+    for router in part.routers:
         app.include_router(router, responses=ERROR_RESPONSES)
     _install_error_handling(app, settings.max_request_bytes)
     return app
@@ -170,6 +238,7 @@ class ProjectionStatus(BaseModel):
 
 class Readiness(BaseModel):
     status: str = Field(description="ready, degraded or not ready")
+    role: str = Field(description="The parts this process runs (all, or e.g. api, projector)")
     checks: dict[str, str]
     projections: dict[str, ProjectionStatus] | None = None
 
@@ -194,7 +263,8 @@ def _health_router() -> APIRouter:
     )
     async def ready(request: Request) -> JSONResponse:
         """Ready when NATS and PostgreSQL answer; ``degraded`` (still 200) when a read model
-        is stopped in front of an event or waiting, with where and why."""
+        this process keeps is stopped in front of an event or waiting, with where and why
+        (a role without read models, such as an ``api``, reports NATS and PostgreSQL alone)."""
         rt: Runtime = request.app.state.runtime
         checks = {"nats": "ok" if rt.broker.connection.is_connected else "down"}
         if rt.pool is not None:
@@ -204,7 +274,11 @@ def _health_router() -> APIRouter:
             except Exception:
                 checks["postgresql"] = "down"
         ok = all(v == "ok" for v in checks.values())
-        body: dict[str, object] = {"status": "ready" if ok else "not ready", "checks": checks}
+        body: dict[str, object] = {
+            "status": "ready" if ok else "not ready",
+            "role": rt.settings.role,
+            "checks": checks,
+        }
         if rt.projections:
             # A stopped read model still serves what it has (200), but says it is behind.
             body["projections"] = {h.health.name: h.health.describe() for h in rt.projections}

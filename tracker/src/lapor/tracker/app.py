@@ -1,10 +1,16 @@
-"""Composition root of the tracker service."""
+"""Composition root of the tracker service.
+
+Two roles (``LAPOR_ROLE``, ``lapor serve tracker --role``): ``api``, the HTTP API, which
+reads the status read model and appends commands to the log (any number of replicas),
+and ``projector``, which keeps the read model (``tracker.status``) and runs the deadline
+clocks (one process); ``all``, the default, runs both.
+"""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from lapor.services.runtime import create_service
+from lapor.services.runtime import Part, create_service
 from lapor.services.settings import DeadlineSettings, Settings
 from lapor.shared.registry import load_registry
 from lapor.tracker.api import router
@@ -24,8 +30,14 @@ def create_app(
     return create_service(
         "tracker",
         settings,
-        routers=[router, exports_router],
-        projections=[StatusProjection(deadlines.calendar(), deadlines.policy())],
-        workers=[lambda rt: DeadlineScheduler(rt, coordinator, deadlines.check_seconds, now)],
+        roles={
+            "api": Part(routers=[router, exports_router], scales_out=True),
+            "projector": Part(
+                projections=[StatusProjection(deadlines.calendar(), deadlines.policy())],
+                workers=[
+                    lambda rt: DeadlineScheduler(rt, coordinator, deadlines.check_seconds, now)
+                ],
+            ),
+        },
         description="Complaint lifecycle, status and history, deadlines and escalation.",
     )
