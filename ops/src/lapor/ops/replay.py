@@ -1,8 +1,20 @@
 """Replay: rebuild read models from the log into fresh tables, then verify or swap.
 
-A projection is rebuilt with the very code that keeps it live, into a fresh database on
-the same server (``<live>_replay``), from the start of the log or from a sequence or a
-time. Then either
+A projection is rebuilt with the very code that keeps it live, from the start of the log
+or from a sequence or a time, into
+
+* the database ``LAPOR_REBUILD_DATABASE_URL`` names, when set (production): one the
+  operator provisioned for rebuilds, on the live server or another, owned by a role that
+  needs no CREATEDB. Each run migrates it and empties every table in it
+  (:func:`emptied_database`); it must hold nothing else. Nothing is created or dropped
+  on the live server, and a database that holds lapor tables replay did not make (the
+  live one, named by mistake) is refused;
+* otherwise a fresh database beside the live one (``<live>_replay``), dropped and created
+  again on the live server on each run (needs CREATEDB: development).
+
+One replay at a time rebuilds in a provisioned database: a second one stops at once.
+
+Then either
 
 * **verify**: both sides are read in key order with server-side cursors and merged, and
   every row that is missing, extra or different is listed; or
@@ -24,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.metadata import entry_points
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import nats
@@ -145,6 +158,92 @@ async def fresh_database(live_url: str, name: str) -> str:
     finally:
         await conn.close()
     return url
+
+
+REBUILD_MARKER = "lapor_replay_target"
+"""The table that marks a database as replay's own, to empty at will."""
+
+REBUILD_LOCK = 0x4C41504F52524550  # "LAPORREP": one replay at a time per rebuild database
+
+
+class RebuildBusy(RuntimeError):
+    """Another replay is rebuilding in the same provisioned database."""
+
+
+class NotARebuildDatabase(RuntimeError):
+    """``LAPOR_REBUILD_DATABASE_URL`` names a database replay may not empty."""
+
+
+def _same_database(a: str, b: str) -> bool:
+    """Whether two URLs name the same database (host, port and name; not the user)."""
+    pa, pb = urlsplit(a), urlsplit(b)
+    query_a, query_b = parse_qs(pa.query), parse_qs(pb.query)
+    where_a = (pa.hostname or query_a.get("host", [""])[0], pa.port or 5432, pa.path)
+    where_b = (pb.hostname or query_b.get("host", [""])[0], pb.port or 5432, pb.path)
+    return where_a == where_b
+
+
+async def emptied_database(url: str, live_url: str) -> str:
+    """Make the provisioned database ``url`` ready for a rebuild: marked as replay's own,
+    migrated, every table emptied (the migrations' bookkeeping and the mark excepted).
+    Needs only the rights of the database's owner there, none on the live server."""
+    if _same_database(url, live_url):
+        raise NotARebuildDatabase("LAPOR_REBUILD_DATABASE_URL names the live database")
+    conn = await asyncpg.connect(url)
+    try:
+        async with conn.transaction():
+            marked = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", REBUILD_MARKER)
+            has_lapor = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+            if has_lapor and not marked:
+                raise NotARebuildDatabase(
+                    "LAPOR_REBUILD_DATABASE_URL names a database with lapor tables that "
+                    "replay did not make (the live one?): it is not emptied"
+                )
+            if not marked:
+                await conn.execute(
+                    f"""CREATE TABLE {REBUILD_MARKER} (
+                            note text NOT NULL,
+                            marked_at timestamptz NOT NULL DEFAULT now())"""
+                )
+                await conn.execute(
+                    f"INSERT INTO {REBUILD_MARKER} (note) VALUES ($1)",
+                    "lapor replay rebuilds here and empties every table on each run",
+                )
+        await migrate(conn)
+        tables = await conn.fetch(
+            """SELECT format('%I.%I', schemaname, tablename) AS name FROM pg_tables
+               WHERE schemaname NOT IN ('pg_catalog', 'information_schema')
+                 AND NOT (schemaname = current_schema()
+                          AND tablename IN ('schema_migrations', $1))""",
+            REBUILD_MARKER,
+        )
+        if tables:
+            await conn.execute(f"TRUNCATE {', '.join(t['name'] for t in tables)} RESTART IDENTITY")
+    finally:
+        await conn.close()
+    return url
+
+
+@contextlib.asynccontextmanager
+async def rebuild_target(settings: Settings) -> AsyncIterator[str]:
+    """Where this replay rebuilds (see the module's docstring), ready, for the block; a
+    provisioned database is held for the block (a second replay there stops at once)."""
+    assert settings.database_url is not None
+    url = settings.rebuild_database_url
+    if url is None:
+        live_name = settings.database_url.rsplit("/", 1)[1].split("?")[0]
+        yield await fresh_database(settings.database_url, f"{live_name}_replay")
+        return
+    holder = await asyncpg.connect(url)
+    try:
+        if not await holder.fetchval("SELECT pg_try_advisory_lock($1)", REBUILD_LOCK):
+            raise RebuildBusy(
+                "another lapor replay is rebuilding in LAPOR_REBUILD_DATABASE_URL's "
+                "database; run this one when it is done"
+            )
+        yield await emptied_database(url, settings.database_url)
+    finally:
+        await holder.close()  # the lock goes with the session
 
 
 @dataclass(frozen=True)
@@ -435,9 +534,29 @@ async def replay(
     unknown = set(names) - set(projections)
     if unknown:
         raise ValueError(f"unknown projection(s) {sorted(unknown)}; have {sorted(projections)}")
-    live_name = settings.database_url.rsplit("/", 1)[1].split("?")[0]
-    target = await fresh_database(settings.database_url, f"{live_name}_replay")
-    chosen = [projections[name] for name in names or sorted(projections)]
+    async with rebuild_target(settings) as target:
+        return await _replay(
+            settings,
+            target,
+            [projections[name] for name in names or sorted(projections)],
+            mode=mode,
+            from_seq=from_seq,
+            from_time=from_time,
+            show_progress=show_progress,
+        )
+
+
+async def _replay(
+    settings: Settings,
+    target: str,
+    chosen: list[Projection],
+    *,
+    mode: str,
+    from_seq: int,
+    from_time: datetime | None,
+    show_progress: bool,
+) -> dict[str, Verdict]:
+    assert settings.database_url is not None
     skips = await skip_decisions(settings.database_url, chosen)
     await _record_skips(target, skips)
     rebuilt = await rebuild(
