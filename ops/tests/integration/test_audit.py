@@ -3,6 +3,7 @@ on the live log and on a tampered copy of it; one complaint's history for an aud
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import itertools
@@ -286,3 +287,121 @@ async def test_a_log_without_complaint_events_verifies_quickly(settings, js, mon
         assert report.ok and report.events == 0
     finally:
         await js.delete_stream(config.name)
+
+
+# --- anchors kept between runs (``lapor audit verify`` as a nightly Job runs it) ----------
+
+
+async def audit_run(settings, root: str, capsys, *anchors: str) -> tuple[int, str]:
+    """``lapor audit verify`` on the log under ``root``, through the command's own code."""
+    from lapor.ops.commands.audit import run_audit
+
+    args = argparse.Namespace(audit_command="verify", keep=True)
+    job = settings.model_copy(update={"subject_root": root})
+    code = await run_audit(job, args, [Anchor.parse(a) for a in anchors])
+    return code, capsys.readouterr().out
+
+
+@contextlib.asynccontextmanager
+async def own_log(js: JetStreamContext, root: str) -> AsyncIterator[Subjects]:
+    """A log under ``root`` that, unlike the real one, may be cut and rewritten; it and
+    its anchors' bucket are deleted afterwards."""
+    subjects = Subjects(root)
+    config = StreamConfig(
+        name=subjects.events_stream, subjects=[subjects.all_events], storage=StorageType.MEMORY
+    )
+    await js.add_stream(config)
+    try:
+        yield subjects
+    finally:
+        with contextlib.suppress(Exception):
+            await js.delete_stream(subjects.events_stream)
+        with contextlib.suppress(Exception):
+            await js.delete_key_value(audit.anchor_bucket(subjects))
+
+
+async def test_the_next_run_finds_the_anchor_and_reports_a_truncated_log(settings, js, capsys):
+    root = f"{settings.subject_root}_cut"
+    async with own_log(js, root) as log:
+        a, b = new_tracking_id(), new_tracking_id()
+        await populate(EventStore(js, log), [a, b])
+        bucket = audit.anchor_bucket(log)
+        assert bucket == f"{root.upper()}_AUDIT"
+
+        code, out = await audit_run(settings, root, capsys)
+        assert code == 0, out
+        assert f"no anchor kept in {bucket} yet" in out
+        assert f"anchor kept in {bucket} (revision 1)" in out
+        [first] = await audit.AnchorStore(js, log).kept(log.events_stream)
+        assert (first.anchor.events, first.last_seq, first.complaints) == (8, 8, 2)
+
+        # Nothing changed: compared, intact, and the same anchor is not kept twice.
+        code, out = await audit_run(settings, root, capsys)
+        assert code == 0, out
+        assert f"compared with 1 anchor(s) kept in {bucket}, the latest {first.anchor}" in out
+
+        # The log grows: a new anchor is kept beside the first.
+        await EventStore(js, log).append(lifecycle(new_tracking_id(), 0), 0)
+        code, out = await audit_run(settings, root, capsys)
+        assert code == 0 and "(revision 2)" in out, out
+
+        # The tail goes: the new complaint and B's last event. Every chain left is
+        # intact; only the anchors can tell, both of them.
+        last = (await js.stream_info(log.events_stream)).state.last_seq
+        await js.delete_msg(log.events_stream, last)
+        await js.delete_msg(log.events_stream, last - 1)
+        code, out = await audit_run(settings, root, capsys)
+        assert code == 1, out
+        assert [line for line in out.splitlines() if line.startswith("  ")] == [
+            "  log: truncated: the log holds 7 event(s), the anchor 8",
+            "  log: truncated: the log holds 7 event(s), the anchor 9",
+        ]
+        assert "anchor not kept: the log has findings" in out
+        kept = await audit.AnchorStore(js, log).kept(log.events_stream)
+        assert [k.anchor.events for k in kept] == [8, 9]
+
+        # An explicit --anchor is still compared too, with those kept.
+        code, out = await audit_run(settings, root, capsys, str(first.anchor))
+        assert code == 1 and "compared with 2 anchor(s)" in out
+
+        # `lapor audit anchors` lists them, to copy out of band.
+        from lapor.ops.commands.audit import run_audit
+
+        job = settings.model_copy(update={"subject_root": root})
+        listing = argparse.Namespace(audit_command="anchors", forget=False)
+        assert await run_audit(job, listing) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert [line.split(" ")[0] for line in lines] == [str(k.anchor) for k in kept]
+
+
+async def test_the_next_run_reports_a_log_rewritten_consistently(settings, js, capsys):
+    root = f"{settings.subject_root}_rw"
+    a, b = new_tracking_id(), new_tracking_id()
+    async with own_log(js, root) as log:
+        await populate(EventStore(js, log), [a, b])
+        code, out = await audit_run(settings, root, capsys)
+        assert code == 0 and "(revision 1)" in out, out
+
+        # Whoever can write the log writes it again: the same complaints, events and
+        # count, other contents, every hash recomputed (appended through the event store).
+        await js.delete_stream(log.events_stream)
+        await js.add_stream(
+            StreamConfig(
+                name=log.events_stream, subjects=[log.all_events], storage=StorageType.MEMORY
+            )
+        )
+        await populate(EventStore(js, log), [a, b])
+        assert (await verify(js, log.events_stream, log)).ok  # the chains cannot tell
+
+        code, out = await audit_run(settings, root, capsys)
+        assert code == 1, out
+        [finding] = [line for line in out.splitlines() if "anchor_mismatch" in line]
+        assert finding.startswith("  seq 8: anchor_mismatch: after 8 event(s)")
+
+        # After a restore that lost events on purpose, the operator forgets the anchors,
+        # on the record; the next run keeps a new one.
+        store = audit.AnchorStore(js, log)
+        dropped = await store.forget(log.events_stream, by="Admin", reason="restored")
+        assert len(dropped) == 1 and await store.kept(log.events_stream) == []
+        code, out = await audit_run(settings, root, capsys)
+        assert code == 0 and "no anchor kept" in out and "anchor kept in" in out, out

@@ -74,6 +74,18 @@ now has fewer events) or **anchor_mismatch** (an event up to there was removed, 
 or rewritten, however consistently). Anchors count events, not sequences, so they hold
 for a copy too.
 
+Where anchors are kept (:class:`AnchorStore`, :func:`verify_kept`)
+==================================================================
+
+``lapor audit verify`` keeps the anchor of every clean run in the key-value bucket
+``<ROOT>_AUDIT`` (created on first use), key ``anchor.<stream>``, and compares the log with
+every anchor kept there (the last ``ANCHOR_HISTORY``) on the next run, so a nightly Job
+reports a truncated or rewritten log without anyone passing ``--anchor``. A run with
+findings keeps nothing: its anchor would make the damage the new reference. The bucket
+lives on the same NATS as the log, so it answers an accident or a careless hand, not an
+administrator of that NATS who rewrites both: against that, copy the anchors out of band
+too (every run prints its anchor; ``lapor audit anchors`` lists those kept).
+
 Wiring (``lapor audit ...``)::
 
     report = await verify(js, settings.subjects.events_stream, settings.subjects,
@@ -88,17 +100,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
+import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import DeliverPolicy
-from nats.js.errors import NotFoundError
+from nats.js.api import DeliverPolicy, KeyValueConfig, StorageType
+from nats.js.errors import BucketNotFoundError, NoKeysError, NotFoundError
+from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
 from lapor.services.eventstore import (
@@ -114,6 +129,8 @@ from lapor.shared import events as ev
 from lapor.shared import words
 from lapor.shared.envelope import Envelope, UnknownEvent, decode, parse
 from lapor.shared.subjects import Subjects
+
+log = structlog.get_logger(__name__)
 
 ALTERED = "altered"
 MISSING = "missing"
@@ -489,6 +506,175 @@ async def complaint_entries(
             make_entry(subjects, raw.seq, raw.subject or "", raw.data, raw.headers, raw.time)
         )
         seq = raw.seq + 1
+
+
+# --- anchors kept where the next run finds them ------------------------------------------
+
+ANCHOR_HISTORY = 64
+"""Anchors kept per log, the most NATS keeps of one key. The latest alone covers every
+event before it (each complaint's head hash depends on all of its events); earlier ones
+narrow down when a change happened."""
+
+DELETED = frozenset({"DEL", "PURGE"})
+
+
+def anchor_bucket(subjects: Subjects) -> str:
+    """``<ROOT>_AUDIT``: the key-value bucket where ``lapor audit verify`` keeps anchors."""
+    return subjects.events_stream.removesuffix("_EVENTS") + "_AUDIT"
+
+
+@dataclass(frozen=True)
+class KeptAnchor:
+    """An anchor as a clean run kept it: where the log ended then, and when."""
+
+    anchor: Anchor
+    last_seq: int
+    complaints: int
+    at: datetime
+    revision: int = 0
+
+    def describe(self) -> str:
+        return (
+            f"{self.anchor} (up to seq {self.last_seq}, kept {self.at:%Y-%m-%d %H:%M} UTC, "
+            f"revision {self.revision})"
+        )
+
+    def to_json(self, stream: str) -> bytes:
+        return json.dumps(
+            {
+                "stream": stream,
+                "events": self.anchor.events,
+                "digest": self.anchor.digest,
+                "last_seq": self.last_seq,
+                "complaints": self.complaints,
+                "at": self.at.isoformat(),
+            }
+        ).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes, revision: int) -> KeptAnchor:
+        doc = json.loads(data)
+        anchor = Anchor.parse(f"{doc['events']}:{doc['digest']}")
+        at = datetime.fromisoformat(doc["at"])
+        return cls(anchor, int(doc["last_seq"]), int(doc["complaints"]), at, revision)
+
+
+class AnchorStore:
+    """The anchors of clean runs, per log, in the bucket :func:`anchor_bucket` names."""
+
+    def __init__(self, js: JetStreamContext, subjects: Subjects, *, replicas: int = 1) -> None:
+        self.js, self.bucket, self.replicas = js, anchor_bucket(subjects), replicas
+
+    @staticmethod
+    def key(stream: str) -> str:
+        return f"anchor.{stream}"
+
+    async def kept(self, stream: str) -> list[KeptAnchor]:
+        """Every anchor kept for ``stream``, oldest first (none: no bucket, no key, or
+        forgotten). Reads only: a first run creates nothing until it keeps one."""
+        try:
+            kv = await self.js.key_value(self.bucket)
+            entries = await kv.history(self.key(stream))
+        except (BucketNotFoundError, NoKeysError):
+            return []
+        found = []
+        for entry in entries:
+            if entry.operation in DELETED or not entry.value:
+                continue
+            try:
+                found.append(KeptAnchor.from_json(entry.value, entry.revision or 0))
+            except (ValueError, KeyError, TypeError):
+                log.warning("audit: an unreadable anchor record", revision=entry.revision)
+        return found
+
+    async def keep(self, report: AuditReport) -> KeptAnchor:
+        """Keep the anchor of a clean ``report`` (the latest one again if the log has not
+        grown since: the history then still reaches back as far)."""
+        if not report.ok:
+            raise ValueError("only the anchor of a clean run is kept")
+        kept = await self.kept(report.stream)
+        if kept and kept[-1].anchor == report.anchor:
+            return kept[-1]
+        anchor = KeptAnchor(report.anchor, report.last_seq, report.complaints, datetime.now(UTC))
+        kv = await self._bucket()
+        revision = await kv.put(self.key(report.stream), anchor.to_json(report.stream))
+        log.info("audit anchor kept", bucket=self.bucket, anchor=str(report.anchor))
+        return KeptAnchor(anchor.anchor, anchor.last_seq, anchor.complaints, anchor.at, revision)
+
+    async def forget(self, stream: str, *, by: str, reason: str) -> list[KeptAnchor]:
+        """Drop the anchors kept for ``stream`` (after a restore that lost events on
+        purpose): the decision, and what was dropped, stay under ``forgotten.<stream>``."""
+        forgotten = await self.kept(stream)
+        kv = await self._bucket()
+        record = {
+            "by": by,
+            "reason": reason,
+            "at": datetime.now(UTC).isoformat(),
+            "anchors": [str(k.anchor) for k in forgotten],
+        }
+        await kv.put(f"forgotten.{stream}", json.dumps(record).encode())
+        await kv.purge(self.key(stream))
+        log.warning("audit anchors forgotten", bucket=self.bucket, by=by, reason=reason)
+        return forgotten
+
+    async def _bucket(self) -> KeyValue:
+        try:
+            return await self.js.key_value(self.bucket)
+        except BucketNotFoundError:
+            return await self.js.create_key_value(
+                KeyValueConfig(
+                    bucket=self.bucket,
+                    history=ANCHOR_HISTORY,
+                    storage=StorageType.FILE,
+                    replicas=self.replicas,
+                    description="Anchors of clean lapor audit runs (lapor.ops.audit)",
+                )
+            )
+
+
+@dataclass(frozen=True)
+class KeptAudit:
+    """A verification against the given and the kept anchors, and what it kept."""
+
+    report: AuditReport
+    compared: list[KeptAnchor]
+    kept: KeptAnchor | None
+    bucket: str
+
+    def describe(self) -> list[str]:
+        lines = self.report.describe()
+        if self.compared:
+            lines.append(
+                f"compared with {len(self.compared)} anchor(s) kept in {self.bucket}, "
+                f"the latest {self.compared[-1].describe()}"
+            )
+        else:
+            lines.append(f"no anchor kept in {self.bucket} yet")
+        if self.kept is not None:
+            lines.append(f"anchor kept in {self.bucket} (revision {self.kept.revision})")
+        elif not self.report.ok:
+            lines.append("anchor not kept: the log has findings")
+        return [printable(line) for line in lines]
+
+
+async def verify_kept(
+    js: JetStreamContext,
+    subjects: Subjects,
+    *,
+    anchors: Iterable[Anchor] = (),
+    keep: bool = True,
+    replicas: int = 1,
+    progress: Progress | None = None,
+) -> KeptAudit:
+    """:func:`verify` the log of ``subjects`` against ``anchors`` and every anchor kept
+    for it; keep this run's anchor if it is clean (and ``keep``)."""
+    stream = subjects.events_stream
+    store = AnchorStore(js, subjects, replicas=replicas)
+    compared = await store.kept(stream)
+    every = dict.fromkeys([*anchors, *(k.anchor for k in compared)])
+    report = await verify(js, stream, subjects, progress, anchors=every)
+    kept = await store.keep(report) if keep and report.ok else None
+    return KeptAudit(report, compared, kept, store.bucket)
 
 
 # --- the auditor's view of one complaint -------------------------------------------------

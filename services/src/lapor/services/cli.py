@@ -30,9 +30,13 @@ class Command:
     help: str
     arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[Settings, argparse.Namespace], int]
-    """Given the settings (a local secret filled in) and the parsed arguments; returns the
+    """Given the settings (see ``local_secret``) and the parsed arguments; returns the
     exit code. Modules of heavy dependencies are imported here, not when the command is
     found: every ``lapor`` call finds all of them."""
+    local_secret: bool = True
+    """Without ``LAPOR_AUTH_SECRET``, fill in the data folder's local secret (made if
+    missing) before ``run``. False for a command that neither signs nor verifies: it then
+    writes nothing there (an operations Job has no data folder to keep one in)."""
 
 
 def installed_commands() -> dict[str, Command]:
@@ -58,9 +62,12 @@ def main(argv: list[str] | None = None) -> int:
         command.arguments(sub.add_parser(name, help=command.help))
     args = parser.parse_args(argv)
 
-    settings = with_local_secret(Settings())
+    command = commands[args.command]
+    settings = Settings()
+    if command.local_secret:
+        settings = with_local_secret(settings)
     configure_logging(settings.log_level, settings.log_format)
-    return commands[args.command].run(settings, args)
+    return command.run(settings, args)
 
 
 def with_local_secret(settings: Settings) -> Settings:

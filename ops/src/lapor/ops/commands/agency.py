@@ -16,4 +16,6 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     return 2
 
 
-COMMAND = Command(help="onboard agencies: NATS credentials", arguments=arguments, run=run)
+COMMAND = Command(
+    help="onboard agencies: NATS credentials", arguments=arguments, run=run, local_secret=False
+)

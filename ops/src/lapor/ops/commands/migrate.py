@@ -22,5 +22,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 COMMAND = Command(
-    help="declare streams and migrate PostgreSQL", arguments=lambda parser: None, run=run
+    help="declare streams and migrate PostgreSQL",
+    arguments=lambda parser: None,
+    run=run,
+    local_secret=False,
 )

@@ -19,7 +19,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    with deployment(settings) as reached:
+    with deployment(settings, database=False) as reached:
         asyncio.run(nats_users(reached, args.output))
     return 0
 
@@ -57,4 +57,5 @@ COMMAND = Command(
     help="write the NATS users and per-agency permissions, create consumers",
     arguments=arguments,
     run=run,
+    local_secret=False,
 )

@@ -69,5 +69,8 @@ async def run_projections(settings: Settings, args: argparse.Namespace) -> int:
 
 
 COMMAND = Command(
-    help="read models: where each is; skip a stopped one", arguments=arguments, run=run
+    help="read models: where each is; skip a stopped one",
+    arguments=arguments,
+    run=run,
+    local_secret=False,
 )

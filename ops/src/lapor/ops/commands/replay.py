@@ -1,14 +1,21 @@
 """``lapor replay [PROJECTION ...] --verify | --swap [--from-seq N | --from-time T]``:
 rebuild read models from the log into fresh tables, then list every difference or swap
-them in (``lapor.ops.replay``)."""
+them in (``lapor.ops.replay``).
+
+Needs ``NATS_URL`` and ``DATABASE_URL`` (the live read models); in production also
+``LAPOR_REBUILD_DATABASE_URL``, the database provisioned for rebuilds, so that nothing is
+created on the live server. Exit codes: 0 clean (verified without a difference, or
+swapped), 1 differences or a rebuild that stopped, 2 could not run.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from datetime import datetime
 
-from lapor.ops.reach import deployment
+from lapor.ops.reach import Unreachable, deployment
 from lapor.services.cli import Command
 from lapor.services.settings import Settings
 
@@ -23,8 +30,14 @@ def arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    with deployment(settings) as reached:
-        return asyncio.run(run_replay(reached, args))
+    from lapor.ops.replay import NotARebuildDatabase, RebuildBusy
+
+    try:
+        with deployment(settings) as reached:
+            return asyncio.run(run_replay(reached, args))
+    except (Unreachable, NotARebuildDatabase, RebuildBusy) as e:
+        print(f"lapor replay: {e}", file=sys.stderr)
+        return 2
 
 
 async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
@@ -36,6 +49,8 @@ async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
         mode="verify" if args.verify else "swap",
         from_seq=args.from_seq,
         from_time=args.from_time,
+        # A bar on a terminal; a Job's log gets the summary below, not a line per redraw.
+        show_progress=sys.stderr.isatty(),
     )
     for name, verdict in report.items():
         if verdict.stopped is not None:
@@ -47,5 +62,8 @@ async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
 
 
 COMMAND = Command(
-    help="rebuild read models from the log; verify or swap", arguments=arguments, run=run
+    help="rebuild read models from the log; verify or swap",
+    arguments=arguments,
+    run=run,
+    local_secret=False,
 )

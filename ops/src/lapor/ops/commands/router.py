@@ -48,7 +48,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    with deployment(settings) as reached:
+    with deployment(settings, database=False) as reached:
         try:
             return asyncio.run(run_router(reached, args))
         except ValueError as error:
@@ -134,4 +134,5 @@ COMMAND = Command(
     help="train, publish, list and roll back the router's model",
     arguments=arguments,
     run=run,
+    local_secret=False,
 )

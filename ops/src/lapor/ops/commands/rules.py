@@ -16,6 +16,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from lapor.ops.reach import Unreachable, deployment
 from lapor.services.cli import Command
 from lapor.services.settings import Settings
 
@@ -31,12 +32,12 @@ def arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    if settings.nats_url is None:
-        needed = "set NATS_URL to the running system's NATS server"
-        print(f"{args.rules_prog}: {needed}", file=sys.stderr)
-        return 2
     try:
-        return asyncio.run(_run(args, settings))
+        with deployment(settings, database=False) as reached:
+            return asyncio.run(_run(args, reached))
+    except Unreachable as e:
+        print(f"{args.rules_prog}: {e}", file=sys.stderr)
+        return 2
     except ValueError as e:
         print(f"{args.rules_prog}: the table was refused: {e}", file=sys.stderr)
         return 1
@@ -75,6 +76,7 @@ COMMAND = Command(
     help="publish the routing rules of a running system; their history",
     arguments=arguments,
     run=run,
+    local_secret=False,
 )
 
 if __name__ == "__main__":

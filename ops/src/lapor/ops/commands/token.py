@@ -7,8 +7,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from lapor.ops.reach import local_refusal
 from lapor.services.auth import issue_token
-from lapor.services.cli import Command
+from lapor.services.cli import Command, with_local_secret
 from lapor.services.settings import Settings
 
 
@@ -22,6 +23,14 @@ def arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.auth_secret is None:
+        # A token signed with a secret made up here would be refused everywhere: only a
+        # development machine keeps (and shares) one in its data folder.
+        refusal = local_refusal(settings)
+        if refusal is not None:
+            print(f"lapor token: set LAPOR_AUTH_SECRET ({refusal})", file=sys.stderr)
+            return 2
+        settings = with_local_secret(settings)
     assert settings.auth_secret is not None
     secret = settings.auth_secret.get_secret_value()
     try:
@@ -35,5 +44,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 COMMAND = Command(
-    help="issue a token for the admin or an agency officer", arguments=arguments, run=run
+    help="issue a token for the admin or an agency officer",
+    arguments=arguments,
+    run=run,
+    local_secret=False,
 )
