@@ -279,7 +279,7 @@ async def _rebuild(
     from_time: datetime | None,
     show_progress: bool,
 ) -> Rebuilt:
-    nc = await nats.connect(settings.nats_url)
+    nc = await nats.connect(settings.nats_servers)
     pool = await create_pool(target_url, min_size=1, max_size=len(projections) + 1)
     try:
         js = nc.jetstream()

@@ -14,7 +14,7 @@ async def bootstrap(settings: Settings) -> list[str]:
     """Idempotent; safe to run on every deploy. Returns the SQL migrations applied now."""
     if settings.nats_url is None or settings.database_url is None:
         raise ValueError("bootstrap needs NATS_URL and DATABASE_URL")
-    nc = await nats.connect(settings.nats_url)
+    nc = await nats.connect(settings.nats_servers)
     try:
         await declare_streams(nc.jetstream(), settings)
     finally:

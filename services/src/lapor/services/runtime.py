@@ -184,7 +184,7 @@ def create_service(
     configure_logging(settings.log_level, settings.log_format)
     # FastStream's own line per message costs ~30% throughput; services log on purpose.
     broker = NatsBroker(
-        settings.nats_url,
+        settings.nats_servers,
         log_level=logging.DEBUG,
         connect_timeout=5,
         **nats_reconnect_options(name, lambda: broker.connection),

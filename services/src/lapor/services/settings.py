@@ -109,6 +109,15 @@ class Settings(BaseSettings):
     def subjects(self) -> Subjects:
         return Subjects(self.subject_root)
 
+    @property
+    def nats_servers(self) -> list[str]:
+        """``NATS_URL`` as the servers a client tries, in order: one URL, or several
+        separated by commas (the nodes of a cluster, so that a client also starts while one
+        of them is down). Pass this, not ``nats_url``, to ``nats.connect``."""
+        if self.nats_url is None:
+            raise ValueError("NATS_URL is not set")
+        return [url.strip() for url in self.nats_url.split(",") if url.strip()]
+
 
 _NATIONAL = DeadlinePolicy()
 

@@ -71,7 +71,7 @@ async def run_audit(
 
     from lapor.ops import audit
 
-    nc = await nats.connect(settings.nats_url)
+    nc = await nats.connect(settings.nats_servers)
     try:
         js, subjects = nc.jetstream(), settings.subjects
         stream = subjects.events_stream

@@ -36,7 +36,7 @@ async def run_projections(settings: Settings, args: argparse.Namespace) -> int:
     from lapor.ops import projection_admin as admin
 
     conn = await asyncpg.connect(settings.database_url)
-    nc = await nats.connect(settings.nats_url)
+    nc = await nats.connect(settings.nats_servers)
     try:
         js, stream = nc.jetstream(), settings.subjects.events_stream
         match args.projections_command:

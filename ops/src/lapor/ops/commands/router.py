@@ -61,7 +61,7 @@ async def run_router(settings: Settings, args: argparse.Namespace) -> int:
 
     from lapor.router.model_store import ModelStore
 
-    nc = await nats.connect(settings.nats_url)
+    nc = await nats.connect(settings.nats_servers)
     try:
         js, subjects = nc.jetstream(), settings.subjects
         store = ModelStore(

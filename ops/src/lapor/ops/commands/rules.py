@@ -48,7 +48,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     from lapor.router.rules_store import RulesStore
 
-    nc = await nats.connect(settings.nats_url)
+    nc = await nats.connect(settings.nats_servers)
     js, bucket = nc.jetstream(), settings.subjects.routing_rules_bucket
     try:
         if args.rules_command == "publish":
