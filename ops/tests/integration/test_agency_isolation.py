@@ -1,5 +1,5 @@
 """One agency cannot read another's messages, on a real nats-server with the generated
-configuration (``lapor.ops.natsauth``).
+configuration (``lapor.ops.natsauth``): each agency signs in with its own nkey.
 
 Every attack is run twice on the same fresh server: first as agency A, where the server
 must refuse it (a permissions violation naming the exact subject, reported through
@@ -51,7 +51,7 @@ class World:
     url: str
     subjects: Subjects
     registry: Registry
-    passwords: dict[str, str]
+    seeds: dict[str, str]
     a: str
     b: str
     service: Conn
@@ -72,47 +72,50 @@ class World:
 @pytest.fixture(scope="module")
 def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
     """A private nats-server running the generated configuration (one per module; each
-    test gets fresh streams and consumers on it)."""
+    test gets fresh streams and consumers on it), every unit onboarded with its own nkey."""
     tmp_path = tmp_path_factory.mktemp("nats-auth")
-    registry = load_registry()
-    passwords = natsauth.agency_passwords(registry)
+    keys = {unit.code: natsauth.new_agency_key() for unit in load_registry().units}
     port = free_port()
     conf = tmp_path / "nats.conf"
     conf.write_text(
         natsauth.server_config(
-            registry,
             Subjects("iso"),
-            passwords,
             port=port,
             store_dir=str(tmp_path / "js"),
             service_password=SERVICE_PASSWORD,
+            agencies={code: key.public for code, key in keys.items()},
         )
     )
     with embedded_nats(tmp_path / "js", port=port, config=conf) as url:
-        yield url, passwords
+        yield url, {code: key.seed for code, key in keys.items()}
 
 
-async def connect(url: str, user: str, password: str, *, inbox: str | None, api_wait: float):
+async def connect(url: str, *, inbox: str | None, api_wait: float, **auth: str) -> Conn:
+    """As the service user (``user=``, ``password=``) or an agency (``nkeys_seed_str=``)."""
     violations: list[str] = []
 
     async def error_cb(e: Exception) -> None:
         violations.append(str(e))
 
     options = {"inbox_prefix": inbox} if inbox else {}
-    nc = await nats.connect(
-        url, user=user, password=password, error_cb=error_cb, allow_reconnect=False, **options
-    )
+    nc = await nats.connect(url, error_cb=error_cb, allow_reconnect=False, **options, **auth)
     return Conn(nc, nc.jetstream(timeout=api_wait), violations)
+
+
+async def as_service(url: str) -> Conn:
+    return await connect(
+        url, inbox=None, api_wait=5, user=natsauth.SERVICE_USER, password=SERVICE_PASSWORD
+    )
 
 
 @pytest.fixture
 async def world(nats_url: tuple[str, dict[str, str]]) -> AsyncIterator[World]:
-    url, passwords = nats_url
+    url, seeds = nats_url
     registry = load_registry()
     subjects = Subjects("iso")
     a, b = registry.units[0].code, registry.units[1].code
 
-    service = await connect(url, natsauth.SERVICE_USER, SERVICE_PASSWORD, inbox=None, api_wait=5)
+    service = await as_service(url)
     streams = stream_configs(Settings(subject_root="iso", stream_replicas=1))
     for config in streams:
         # Direct gets enabled on every stream: the worst case, so that the attack through
@@ -129,25 +132,22 @@ async def world(nats_url: tuple[str, dict[str, str]]) -> AsyncIterator[World]:
 
     conns = [service]
     try:
-        other_service = await connect(
-            url, natsauth.SERVICE_USER, SERVICE_PASSWORD, inbox=None, api_wait=5
-        )
+        other_service = await as_service(url)
         conns.append(other_service)
         agency = {}
         for code in (a, b):
             agency[code] = await connect(
                 url,
-                code,
-                passwords[code],
                 inbox=natsauth.inbox_prefix(code),
                 api_wait=REFUSED_TIMEOUT,
+                nkeys_seed_str=seeds[code],
             )
             conns.append(agency[code])
         yield World(
             url=url,
             subjects=subjects,
             registry=registry,
-            passwords=passwords,
+            seeds=seeds,
             a=a,
             b=b,
             service=service,
@@ -196,7 +196,7 @@ async def test_each_agency_reads_exactly_its_own_messages_and_acks(world: World)
 async def test_agency_client_must_use_its_own_inbox_prefix(world: World) -> None:
     """Replies on the shared ``_INBOX.>`` could be anybody's; an agency may not listen there."""
     conn = await connect(
-        world.url, world.a, world.passwords[world.a], inbox=None, api_wait=REFUSED_TIMEOUT
+        world.url, inbox=None, api_wait=REFUSED_TIMEOUT, nkeys_seed_str=world.seeds[world.a]
     )
     try:
         with pytest.raises(nats.errors.TimeoutError):
@@ -208,15 +208,14 @@ async def test_agency_client_must_use_its_own_inbox_prefix(world: World) -> None
         await conn.nc.close()
 
 
-async def test_wrong_password_is_refused(world: World) -> None:
+async def test_a_key_not_onboarded_is_refused(world: World) -> None:
     async def quiet(e: Exception) -> None:
         pass
 
     with pytest.raises(nats.errors.Error, match="Authorization Violation"):
         await nats.connect(
             world.url,
-            user=world.a,
-            password=world.passwords[world.b],
+            nkeys_seed_str=natsauth.new_agency_key().seed,
             allow_reconnect=False,
             connect_timeout=1,
             error_cb=quiet,
@@ -439,16 +438,15 @@ async def test_agency_is_refused_what_the_service_user_can_do(world: World, name
 
 def test_users_fragment_can_be_included_in_a_hand_written_config(tmp_path: Path) -> None:
     """The form ``deploy/nats/nats-server.conf`` uses: ``include "lapor-users.conf"``."""
-    registry = load_registry()
     users = tmp_path / "lapor-users.conf"
     natsauth.write_private(
         users,
         natsauth.authorization_config(
-            registry,
             Subjects("lapor"),
-            natsauth.agency_passwords(registry),
-            service_password=SERVICE_PASSWORD,
-            password_hasher=lambda p: "$2a$11$" + "x" * 53,  # the shape of a bcrypt hash
+            service_password=natsauth.hash_password(SERVICE_PASSWORD, rounds=4),
+            agencies={
+                unit.code: natsauth.new_agency_key().public for unit in load_registry().units
+            },
         ),
     )
     main = tmp_path / "nats-server.conf"

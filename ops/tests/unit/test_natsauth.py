@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lapor.ops import natsauth
-from lapor.shared.registry import Registry, load_registry
+from lapor.shared.registry import load_registry
 from lapor.shared.subjects import Subjects
 
 SUBJECTS = Subjects("lapor")
@@ -44,27 +44,31 @@ def test_matcher() -> None:
     assert not matches("_INBOX_dpupr.>", "_INBOX_dpupr_x.1")
 
 
+KEYS = {code: natsauth.new_agency_key() for code in CODES[:3]}
+AGENCIES = {code: key.public for code, key in KEYS.items()}
+
+
 def config(**kwargs) -> dict:
-    passwords = {code: f"pw-{code}" for code in CODES}
     text = natsauth.server_config(
-        REGISTRY,
         SUBJECTS,
-        passwords,
         port=4333,
         store_dir="/data/js",
         service_password="svc",
+        agencies=AGENCIES,
         **kwargs,
     )
     return json.loads(text)
 
 
-def test_every_unit_has_a_user_and_the_service_user_has_full_permissions() -> None:
-    users = {u["user"]: u for u in config()["authorization"]["users"]}
-    assert set(users) == {natsauth.SERVICE_USER, *CODES}
-    assert users[natsauth.SERVICE_USER] == {"user": "lapor", "password": "svc"}
-    for code in CODES:
-        assert users[code]["password"] == f"pw-{code}"
-        assert users[code]["permissions"] == natsauth.agency_permissions(code, SUBJECTS)
+def test_the_service_user_has_a_password_and_every_agency_an_nkey_and_no_secret() -> None:
+    users = config()["authorization"]["users"]
+    assert users[0] == {"user": "lapor", "password": "svc"}
+    assert users[1:] == [
+        {"nkey": AGENCIES[code], "permissions": natsauth.agency_permissions(code, SUBJECTS)}
+        for code in sorted(AGENCIES)
+    ]
+    text = json.dumps(config())
+    assert not any(key.seed in text for key in KEYS.values())
 
 
 def test_server_config_listens_on_loopback_with_jetstream() -> None:
@@ -77,17 +81,47 @@ def test_server_config_listens_on_loopback_with_jetstream() -> None:
 
 
 def test_authorization_config_is_the_same_users_for_an_include() -> None:
-    passwords = {code: f"pw-{code}" for code in CODES}
     fragment = json.loads(
-        natsauth.authorization_config(REGISTRY, SUBJECTS, passwords, service_password="svc")
+        natsauth.authorization_config(SUBJECTS, service_password="svc", agencies=AGENCIES)
     )
     assert fragment == {"authorization": config()["authorization"]}
 
 
-def test_password_hasher_is_applied_to_every_password() -> None:
-    users = config(password_hasher=lambda p: f"hash({p})")["authorization"]["users"]
-    assert all(u["password"].startswith("hash(pw-") for u in users[1:])
-    assert users[0]["password"] == "hash(svc)"
+def test_an_agency_key_is_a_user_nkey_whose_seed_is_kept_out_of_repr() -> None:
+    key = natsauth.new_agency_key()
+    assert key.public.startswith("U") and len(key.public) == 56
+    assert key.seed.startswith("SU")
+    assert natsauth.public_key_of(key.seed) == key.public
+    assert key.seed not in repr(key) and key.public in repr(key)
+    assert natsauth.new_agency_key().public != key.public
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "not base32!",
+        "S" + natsauth.new_agency_key().public[1:],  # not a user key
+        natsauth.new_agency_key().seed,  # a seed is no public key
+        natsauth.new_agency_key().public[:-1] + "A",  # checksum
+    ],
+)
+def test_a_malformed_public_key_is_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="not a public user nkey"):
+        natsauth.check_public_key(bad)
+    with pytest.raises(ValueError, match="not a public user nkey"):
+        natsauth.authorization(SUBJECTS, service_password="svc", agencies={"dpupr": bad})
+
+
+def test_the_service_password_is_kept_as_a_bcrypt_hash_nats_server_reads() -> None:
+    import bcrypt
+
+    hashed = natsauth.hash_password("s3cret", rounds=4)
+    assert hashed.startswith("$2a$04$") and natsauth.is_password_hash(hashed)
+    assert bcrypt.checkpw(b"s3cret", hashed.encode())
+    assert not natsauth.is_password_hash("s3cret")
+    with pytest.raises(ValueError, match="empty password"):
+        natsauth.hash_password("")
 
 
 @pytest.mark.parametrize(("a", "b"), list(permutations(CODES[:6], 2)))
@@ -186,44 +220,28 @@ def test_consumer_config_is_pinned_to_the_agency_subjects() -> None:
     assert not config.filter_subjects
 
 
-def test_agency_passwords_keeps_given_and_generates_the_rest() -> None:
-    passwords = natsauth.agency_passwords(REGISTRY, {"dpupr": "kept"})
-    assert set(passwords) == set(CODES)
-    assert passwords["dpupr"] == "kept"
-    generated = [p for code, p in passwords.items() if code != "dpupr"]
-    assert len(set(generated)) == len(generated)
-    assert all(len(p) >= 24 for p in generated)
-
-
-def test_missing_unknown_or_empty_passwords_are_refused() -> None:
-    passwords = {code: "pw" for code in CODES}
-    kw = dict(port=1, store_dir="/d", service_password="svc")
-    with pytest.raises(ValueError, match="no password for: dpupr"):
-        natsauth.server_config(REGISTRY, SUBJECTS, {**passwords, "dpupr": ""}, **kw)
-    with pytest.raises(ValueError, match="not in the OPD registry: nosuch"):
-        natsauth.server_config(REGISTRY, SUBJECTS, {**passwords, "nosuch": "pw"}, **kw)
-    with pytest.raises(ValueError, match="not in the OPD registry"):
-        natsauth.agency_passwords(REGISTRY, {"nosuch": "pw"})
+def test_empty_service_password_odd_codes_and_shared_keys_are_refused() -> None:
+    key = natsauth.new_agency_key().public
     with pytest.raises(ValueError, match="empty service password"):
-        natsauth.server_config(REGISTRY, SUBJECTS, passwords, **{**kw, "service_password": ""})
-
-
-def test_an_opd_may_not_take_the_service_users_name() -> None:
-    registry = Registry.from_text(
-        'version = "1"\ncoordinator = "lapor"\n'
-        '[[opd]]\ncode = "lapor"\nname = "x"\nlevel = "city"\n'
-    )
+        natsauth.authorization(SUBJECTS, service_password="", agencies={})
     with pytest.raises(ValueError, match="service user"):
-        natsauth.agency_passwords(registry)
+        natsauth.authorization(SUBJECTS, service_password="svc", agencies={"lapor": key})
+    with pytest.raises(ValueError, match="not an OPD code"):
+        natsauth.authorization(SUBJECTS, service_password="svc", agencies={"a.b": key})
+    with pytest.raises(ValueError, match="one public key for two agencies"):
+        natsauth.authorization(
+            SUBJECTS, service_password="svc", agencies={"dpupr": key, "dlh": key}
+        )
 
 
-def test_write_private_is_owner_only(tmp_path: Path) -> None:
+def test_write_private_is_owner_only_and_replaces_in_one_step(tmp_path: Path) -> None:
     path = tmp_path / "users.conf"
     path.write_text("old")
     os.chmod(path, 0o644)
     natsauth.write_private(path, "secret")
     assert path.read_text() == "secret"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["users.conf"]  # no temporary left
 
 
 def _all(perms: dict) -> list[str]:

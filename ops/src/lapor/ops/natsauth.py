@@ -1,22 +1,40 @@
-"""NATS users and permissions generated from the OPD registry: one agency cannot read
-another's messages.
+"""NATS users and permissions: one agency cannot read another's messages, and its secret
+never leaves its own hands.
+
+Who signs in how
+----------------
+
+* The services share one user, ``lapor`` (:data:`SERVICE_USER`), with full permissions
+  and a password. The users file keeps only its bcrypt hash (:func:`hash_password`;
+  nats-server recognises a ``$2a$…`` password as a hash); the password itself goes into
+  ``NATS_URL`` of the services, through a Secret.
+* Each onboarded agency signs in with an **nkey**: an Ed25519 key pair. The users file
+  keeps only the public key (``U…``); the seed (``SU…``) is written once, into a file
+  only the operator can read, and handed to the agency. The server sends a nonce, the
+  client signs it with the seed: nothing secret crosses the wire or sits in the
+  configuration, and a leaked users file or state file opens nothing.
+
+Agencies are added, rotated and removed one at a time by ``lapor agency``
+(``lapor.ops.onboarding`` keeps the registry of onboarded agencies); the users file is
+generated from that registry, so regenerating it changes nobody else's credential.
+
+What an agency may do
+---------------------
 
 With JetStream, a plain *subscribe* permission on ``<root>.agency.<opd>.>`` isolates
 nothing: any user that may publish to the JetStream API can create a consumer on the
 agency stream with any filter, fetch from another agency's durable, or read single
 messages with ``STREAM.MSG.GET`` / ``DIRECT.GET``. So the design here is:
 
-* the ``lapor`` service user (full permissions) pre-creates, for every unit, one durable
-  pull consumer ``agency_<opd>`` on the agency stream, filtered to
-  ``<root>.agency.<opd>.>`` (:func:`create_agency_consumers`);
-* an agency user (username = OPD code) gets **no** permission to create, update or delete
-  consumers, to get messages, to list or inspect streams, or to publish anything into
-  a stream. It may only
+* the ``lapor`` service user pre-creates, for every unit, one durable pull consumer
+  ``agency_<opd>`` on the agency stream, filtered to ``<root>.agency.<opd>.>``
+  (:func:`create_agency_consumers`, :func:`create_agency_consumer`);
+* an agency user gets **no** permission to create, update or delete consumers, to get
+  messages, to list or inspect streams, or to publish anything into a stream. It may only
 
   - request the next messages from its own durable
     (``$JS.API.CONSUMER.MSG.NEXT.<AGENCY>.agency_<opd>``),
-  - read that durable's info (``$JS.API.CONSUMER.INFO.<AGENCY>.agency_<opd>``, which
-    ``js.pull_subscribe(..., durable=..., stream=...)`` asks for first),
+  - read that durable's info (``$JS.API.CONSUMER.INFO.<AGENCY>.agency_<opd>``),
   - acknowledge what it was delivered (``$JS.ACK.<AGENCY>.agency_<opd>.>``: ack, nak,
     in-progress and term all go there),
   - receive replies on its own inbox prefix ``_INBOX_<opd>.>`` only. Subscribing to the
@@ -26,56 +44,44 @@ messages with ``STREAM.MSG.GET`` / ``DIRECT.GET``. So the design here is:
 
   Nothing else: not the complaint log, reporter contacts or dead letters, not another
   agency's durable, no core subscription to any stream subject. The filter of a durable
-  is fixed by the service user, so the filter is pinned to the
-  agency's own subjects without relying on the filter token of
-  ``$JS.API.CONSUMER.CREATE.<stream>.<consumer>.<filter>``.
+  is fixed by the service user, so it is pinned to the agency's own subjects without
+  relying on the filter token of ``$JS.API.CONSUMER.CREATE.<stream>.<consumer>.<filter>``.
 
-How an agency reads (see ``services/tests/integration/test_agency_isolation.py``)::
+How an agency reads (``examples/agency_client.py`` is the whole of it)::
 
-    nc = await nats.connect(url, user=opd, password=pw, inbox_prefix=inbox_prefix(opd))
-    sub = await nc.jetstream().pull_subscribe_bind(
-        consumer_name(opd), stream=subjects.agency_stream
-    )
+    nc = await nats.connect(url, nkeys_seed="dpupr.nk", inbox_prefix="_INBOX_dpupr")
+    sub = await nc.jetstream().pull_subscribe_bind("agency_dpupr", stream="LAPOR_AGENCY")
     for msg in await sub.fetch(10, timeout=5):
         ...
         await msg.ack()
-
-An operator generates the users whenever the registry changes, with the subject root the
-services use::
-
-    passwords = agency_passwords(registry, given=previous_passwords)  # hand these out
-    write_private("lapor-users.conf", authorization_config(
-        registry, settings.subjects, passwords, service_password=service_password))
-    # nats-server.conf: include "lapor-users.conf"; then `nats-server --signal reload`
-    await create_agency_consumers(js, registry, settings.subjects)  # as the service user
-
-(:func:`server_config` writes a whole single-server configuration instead, as the tests
-and a local setup need.) A unit removed from the registry loses its user on reload; its
-durable stays until deleted by hand.
-
-Passwords are written in plain text into the generated configuration unless a
-``password_hasher`` is given (nats-server accepts bcrypt hashes, e.g.
-``lambda p: bcrypt.hashpw(p.encode(), bcrypt.gensalt()).decode()``). Treat the file
-as a secret either way (a Kubernetes Secret, mode 0600); the plain passwords returned by
-:func:`agency_passwords` are what an operator hands to each agency.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
-import secrets
-from collections.abc import Callable, Iterable, Mapping
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from lapor.shared.events import OPD_CODE
 from lapor.shared.registry import Registry
 from lapor.shared.subjects import Subjects
 
 SERVICE_USER = "lapor"
 """The user every service connects as; full permissions."""
+
+BCRYPT_ROUNDS = 11
+"""Cost of the service password's hash: a service connects rarely, so a slow check is
+cheap, and the hash must resist guessing if the users file leaks."""
+
+_BCRYPT = re.compile(r"^\$2[abxy]\$\d{2}\$[./A-Za-z0-9]{53}$")
 
 
 def consumer_name(opd: str) -> str:
@@ -118,108 +124,136 @@ def agency_consumer_config(opd: str, subjects: Subjects) -> ConsumerConfig:
     )
 
 
+async def create_agency_consumer(js: JetStreamContext, opd: str, subjects: Subjects) -> str:
+    """Create (or bring up to date) one unit's durable; run as the service user.
+
+    Idempotent: creating a consumer that exists with the same configuration is a no-op,
+    and what it has delivered and acknowledged is kept."""
+    config = agency_consumer_config(opd, subjects)
+    await js.add_consumer(subjects.agency_stream, config=config)
+    assert config.name is not None
+    return config.name
+
+
 async def create_agency_consumers(
     js: JetStreamContext, registry: Registry, subjects: Subjects
 ) -> list[str]:
-    """Create (or bring up to date) every unit's durable; run as the service user.
-
-    Idempotent: creating a consumer that exists with the same configuration is a no-op.
-    Returns the consumer names."""
-    names = []
-    for unit in registry.units:
-        config = agency_consumer_config(unit.code, subjects)
-        await js.add_consumer(subjects.agency_stream, config=config)
-        names.append(config.name)
-    return names
+    """Every unit's durable (:func:`create_agency_consumer`); returns their names."""
+    return [await create_agency_consumer(js, unit.code, subjects) for unit in registry.units]
 
 
-def agency_passwords(registry: Registry, given: Mapping[str, str] | None = None) -> dict[str, str]:
-    """A password for every unit: the given ones, new random ones for the rest.
+# --- credentials ------------------------------------------------------------------------
 
-    The result is what an operator hands out; pass it to :func:`server_config`."""
-    given = dict(given or {})
-    _check_codes(registry, given)
-    return {u.code: given.get(u.code) or secrets.token_urlsafe(24) for u in registry.units}
+
+@dataclass(frozen=True)
+class AgencyKey:
+    """A new agency credential: the seed to hand over, the public key for the server.
+
+    The seed is left out of ``repr`` so that a stray log line or traceback cannot show it."""
+
+    public: str
+    seed: str = field(repr=False)
+
+
+def new_agency_key() -> AgencyKey:
+    """A fresh user nkey (32 random bytes from the operating system)."""
+    import nkeys
+
+    seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
+    return AgencyKey(public=public_key_of(seed.decode()), seed=seed.decode())
+
+
+def public_key_of(seed: str) -> str:
+    """The public key (``U…``) of a user seed (``SU…``)."""
+    import nkeys
+
+    pair = nkeys.from_seed(bytearray(seed.strip().encode()))
+    try:
+        public = pair.public_key.decode()
+    finally:
+        pair.wipe()
+    return check_public_key(public)
+
+
+def check_public_key(key: str) -> str:
+    """``key`` if it is a well-formed public user nkey (prefix ``U``, checksum right);
+    raises ``ValueError`` otherwise."""
+    import nkeys
+
+    try:
+        raw = base64.b32decode(key.encode())
+    except (binascii.Error, ValueError):
+        raise ValueError(f"not a public user nkey: {key!r}") from None
+    body, crc = raw[:-2], int.from_bytes(raw[-2:], "little")
+    if len(raw) != 35 or raw[0] != nkeys.PREFIX_BYTE_USER or nkeys.crc16(body) != crc:
+        raise ValueError(f"not a public user nkey: {key!r}")
+    return key
+
+
+def hash_password(password: str, rounds: int | None = None) -> str:
+    """The bcrypt hash nats-server checks a password against (prefix ``$2a$``, the one the
+    server's own ``mkpasswd`` writes)."""
+    import bcrypt
+
+    if not password:
+        raise ValueError("empty password")
+    salt = bcrypt.gensalt(rounds=rounds or BCRYPT_ROUNDS, prefix=b"2a")
+    return bcrypt.hashpw(password.encode(), salt).decode()
+
+
+def is_password_hash(value: str) -> bool:
+    return bool(_BCRYPT.match(value))
+
+
+# --- the server's users -----------------------------------------------------------------
 
 
 def authorization(
-    registry: Registry,
-    subjects: Subjects,
-    passwords: Mapping[str, str],
-    *,
-    service_password: str,
-    password_hasher: Callable[[str], str] | None = None,
+    subjects: Subjects, *, service_password: str, agencies: Mapping[str, str]
 ) -> dict[str, Any]:
-    """The ``authorization`` block: the service user, then one user per registry unit.
+    """The ``authorization`` block: the service user, then one nkey user per agency.
 
-    ``passwords`` must hold one non-empty password per unit (see :func:`agency_passwords`)
-    and no other codes; ``password_hasher`` (e.g. bcrypt) turns each password into what
-    the file stores."""
-    _check_codes(registry, passwords)
-    missing = [u.code for u in registry.units if not passwords.get(u.code)]
-    if missing:
-        raise ValueError(f"no password for: {', '.join(missing)}")
+    ``service_password`` is written as given: a bcrypt hash (:func:`hash_password`) in a
+    deployment. ``agencies`` maps each onboarded unit to its public key."""
     if not service_password:
         raise ValueError("empty service password")
-    secret = password_hasher or (lambda p: p)
-    users: list[dict[str, Any]] = [{"user": SERVICE_USER, "password": secret(service_password)}]
+    _check_agencies(agencies)
+    users: list[dict[str, Any]] = [{"user": SERVICE_USER, "password": service_password}]
     users += [
-        {
-            "user": unit.code,
-            "password": secret(passwords[unit.code]),
-            "permissions": agency_permissions(unit.code, subjects),
-        }
-        for unit in registry.units
+        {"nkey": agencies[opd], "permissions": agency_permissions(opd, subjects)}
+        for opd in sorted(agencies)
     ]
     return {"users": users}
 
 
 def authorization_config(
-    registry: Registry,
-    subjects: Subjects,
-    passwords: Mapping[str, str],
-    *,
-    service_password: str,
-    password_hasher: Callable[[str], str] | None = None,
+    subjects: Subjects, *, service_password: str, agencies: Mapping[str, str]
 ) -> str:
-    """Only the users, for ``include "lapor-users.conf"`` in a hand-written server
-    configuration (such as ``deploy/nats/nats-server.conf``)."""
-    block = authorization(
-        registry,
-        subjects,
-        passwords,
-        service_password=service_password,
-        password_hasher=password_hasher,
-    )
+    """Only the users, for ``include "users.conf"`` in a hand-written server configuration
+    (such as ``deploy/nats/nats-server.conf``). JSON, which the NATS configuration parser
+    reads as it is (quoted strings are never taken for ``$variables``)."""
+    block = authorization(subjects, service_password=service_password, agencies=agencies)
     return _dump({"authorization": block})
 
 
 def server_config(
-    registry: Registry,
     subjects: Subjects,
-    passwords: Mapping[str, str],
     *,
     port: int,
     store_dir: str,
     service_password: str,
+    agencies: Mapping[str, str],
     host: str = "127.0.0.1",
-    password_hasher: Callable[[str], str] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> str:
-    """A complete nats-server configuration with JetStream and the generated users.
-
-    JSON, which the NATS configuration parser reads as it is (quoted strings are never
-    taken for ``$variables``). ``extra`` adds or replaces top-level settings, for example
-    ``{"jetstream": {"store_dir": ..., "sync_interval": "always"}}``."""
+    """A complete nats-server configuration with JetStream and the generated users, as the
+    tests and a local setup need. ``extra`` adds or replaces top-level settings, for
+    example ``{"jetstream": {"store_dir": ..., "sync_interval": "always"}}``."""
     config: dict[str, Any] = {
         "listen": f"{host}:{port}",
         "jetstream": {"store_dir": str(store_dir)},
         "authorization": authorization(
-            registry,
-            subjects,
-            passwords,
-            service_password=service_password,
-            password_hasher=password_hasher,
+            subjects, service_password=service_password, agencies=agencies
         ),
     }
     config.update(extra or {})
@@ -227,20 +261,44 @@ def server_config(
 
 
 def write_private(path: str | os.PathLike[str], text: str) -> None:
-    """Write a generated configuration readable by its owner only (it holds secrets)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(path, 0o600)  # also when the file existed with wider permissions
+    """Write a file readable by its owner only (a secret, or what guards one).
+
+    Written beside the target and renamed over it, so that a reader (or a crash) never
+    sees half a file, and created with mode 0600 so that it is never readable by others,
+    not even for an instant."""
+    path = os.fspath(path)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o600)  # also if an umask or an old file had other ideas
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def _dump(config: Mapping[str, Any]) -> str:
     return json.dumps(config, indent=2) + "\n"
 
 
-def _check_codes(registry: Registry, codes: Iterable[str]) -> None:
-    if SERVICE_USER in registry:
+def _check_agencies(agencies: Mapping[str, str]) -> None:
+    if SERVICE_USER in agencies:
         raise ValueError(f"an OPD code may not be {SERVICE_USER!r}: it is the service user")
-    unknown = sorted(set(codes) - {u.code for u in registry.units})
-    if unknown:
-        raise ValueError(f"not in the OPD registry: {', '.join(unknown)}")
+    for opd, key in agencies.items():
+        if not re.match(OPD_CODE, opd):
+            raise ValueError(f"not an OPD code: {opd!r}")
+        check_public_key(key)
+    _no_duplicates(agencies.values())
+
+
+def _no_duplicates(keys: Iterable[str]) -> None:
+    seen: set[str] = set()
+    for key in keys:
+        if key in seen:
+            raise ValueError(f"one public key for two agencies: {key}")
+        seen.add(key)
