@@ -1,13 +1,13 @@
 """An agency's client for a lapor deployment: read the complaints disposed to your unit.
 
-Needs only nats-py with nkey support and the standard library::
+Needs only nats-py (with its extras for nkeys and WebSocket) and the standard library::
 
-    pip install 'nats-py[nkeys]'
-    python agency_client.py --server nats://nats.example.go.id:4222 --opd dpupr \\
-        --seed dpupr.nk
+    pip install 'nats-py[nkeys,aiohttp]'
+    python agency_client.py --server wss://nats.example.go.id --opd dpupr --seed dpupr.nk
 
 The operator of the deployment gives you three things (``lapor agency add`` prints them):
-the server address, your unit's code (``--opd``) and a seed file (``dpupr.nk``, the
+the server address (``wss://…``: NATS over WebSocket and TLS on port 443; or
+``tls://host:4222``), your unit's code (``--opd``) and a seed file (``dpupr.nk``, the
 secret half of your nkey: keep it like a password, readable by you alone). Your unit reads
 one durable pull consumer, ``agency_<opd>`` on the stream ``<ROOT>_AGENCY`` (``--root``,
 ``lapor`` unless the deployment says otherwise), filtered by the deployment to your
@@ -163,7 +163,7 @@ async def follow(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--server", required=True, help="e.g. nats://nats.example.go.id:4222")
+    parser.add_argument("--server", required=True, help="e.g. wss://nats.example.go.id")
     parser.add_argument("--opd", required=True, help="your unit's code, e.g. dpupr")
     parser.add_argument("--seed", required=True, help="your nkey seed file (<opd>.nk)")
     parser.add_argument("--root", default="lapor", help="the deployment's subject root")

@@ -208,7 +208,7 @@ def test_the_operators_round(lapor, tmp_path: Path) -> None:
     lines = out.splitlines()
     assert lines[0] == "subject root lapor, deployment kota_pontianak, service user set"
     assert lines[1].startswith(f"{A}: {REGISTRY.get(A).name}; issued to Rina; added ")
-    assert lines[2:] == ["2 keys revoked (listed in the agencies file)"]
+    assert lines[2:] == ["revoked keys: 2 (listed in the agencies file)"]
 
     assert lapor("nats-users", "users.conf", "--no-consumers", "--new-service-password")[0] == 0
     assert (tmp_path / "nats-service-password").read_text().strip() != password

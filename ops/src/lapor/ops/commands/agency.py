@@ -179,7 +179,7 @@ def how_to_subscribe(state: State, opd: str, seed_file: str, public_url: str) ->
             "(a durable pull consumer: bind to it; creating one is refused)",
             f"  subject       {subjects.agency_all(opd)} (the consumer's filter)",
             f"  inbox prefix  {natsauth.inbox_prefix(opd)} (connect with it; others are refused)",
-            "  example client (pip install 'nats-py[nkeys]'):",
+            "  example client (pip install 'nats-py[nkeys,aiohttp]'):",
             f"    python examples/agency_client.py --server {public_url} --opd {opd} "
             f"--seed {seed_file} --root {state.subject_root}",
         ]
@@ -203,7 +203,7 @@ def listing(state: State, registry: Registry) -> str:
             f"added {a.added_at}{rotated}; {a.public_key}"
         )
     if state.revoked:
-        lines.append(f"{len(state.revoked)} keys revoked (listed in the agencies file)")
+        lines.append(f"revoked keys: {len(state.revoked)} (listed in the agencies file)")
     return "\n".join(lines)
 
 

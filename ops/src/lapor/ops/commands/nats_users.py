@@ -84,7 +84,7 @@ def write_users(settings: Settings, args: argparse.Namespace) -> None:
         print(
             f"service user {natsauth.SERVICE_USER}: new password written to "
             f"{args.service_password_file} (mode 0600); the services' NATS_URL is "
-            f"nats://{natsauth.SERVICE_USER}:<that password>@<host>:4222"
+            f"tls://{natsauth.SERVICE_USER}:<that password>@<host>:4222"
         )
     agencies = ", ".join(sorted(state.agencies)) or "none yet (lapor agency add)"
     print(f"wrote {args.output}: service user {natsauth.SERVICE_USER}; agencies: {agencies}")
