@@ -57,3 +57,24 @@ chaos: $(VENV)/.synced  ## A longer soak of tests/chaos: LAPOR_CHAOS_SECONDS of 
 
 clean:
 	rm -rf .venv .tools .lapor .pytest_cache .ruff_cache
+
+# --- the container image ---------------------------------------------------------------
+# `make images` builds deploy/Dockerfile for every platform in IMAGE_PLATFORMS with docker
+# buildx, into IMAGE_OUTPUT: by default an OCI archive in dist/ (a multi-platform image
+# cannot be loaded into a local docker); IMAGE_OUTPUT=type=registry pushes IMAGE instead.
+# Where no container engine or no builder for those platforms answers, it stops with one
+# line saying what is missing. deploy/docs/operations.md: building and pushing.
+IMAGE ?= lapor:dev
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
+IMAGE_OUTPUT ?= type=oci,dest=dist/lapor-image.oci.tar
+image_comma := ,
+# The platforms the builder has: asked only when `make images` runs, and only once.
+image_builder_platforms = $(eval image_builder_platforms := $(subst *,,$(subst $(image_comma), ,$(shell docker buildx inspect --bootstrap 2>/dev/null | sed -n 's/^Platforms: *//p'))))$(image_builder_platforms)
+
+.PHONY: images
+images:  ## The runtime image for IMAGE_PLATFORMS (docker buildx); one line if it cannot be built here
+	$(if $(shell command -v docker 2>/dev/null),,$(error make images: no container engine here (docker not found); build where Docker with buildx runs))
+	$(if $(strip $(image_builder_platforms)),,$(error make images: no buildx builder answers (docker buildx inspect --bootstrap failed): start Docker, or docker buildx create --use))
+	$(foreach p,$(subst $(image_comma), ,$(IMAGE_PLATFORMS)),$(if $(filter $(p),$(image_builder_platforms)),,$(error make images: the buildx builder cannot build $(p) (it builds $(strip $(image_builder_platforms))): docker buildx create --use --driver docker-container, with QEMU for other architectures)))
+	@mkdir -p dist
+	docker buildx build --platform $(IMAGE_PLATFORMS) -f deploy/Dockerfile -t $(IMAGE) --output $(IMAGE_OUTPUT) .
