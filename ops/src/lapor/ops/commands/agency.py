@@ -32,6 +32,8 @@ DEFAULT_PUBLIC_URL = "wss://NATS_PUBLIC_HOST"
 """Agencies come in over WebSocket through the ingress (deploy/nats/values.yaml)."""
 USERS_SECRET = "lapor-nats-users"
 """The Kubernetes Secret the NATS servers mount the users file from (key ``users.conf``)."""
+STATE_SECRET = "lapor-agencies"
+"""The Kubernetes Secret that keeps the agencies file (key ``agencies.json``)."""
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
@@ -150,7 +152,10 @@ def change(settings: Settings, args: argparse.Namespace) -> int:
         print(f"  seed (the secret) written to {seed.resolve()} (mode 0600)")
         print("  hand it to the agency over a private channel, then delete this copy")
     print(f"wrote {args.state} and {args.users} (mode 0600)")
-    print(f"next: put {args.users} into the Secret {USERS_SECRET} and reload NATS;")
+    print(
+        f"next: put {args.state} into the Secret {STATE_SECRET}, {args.users} into "
+        f"{USERS_SECRET}, and reload NATS;"
+    )
     if what == "add":
         print(f"  once: lapor agency consumers {opd}  (where NATS_URL is the service user's)")
     elif what == "rotate":
