@@ -828,3 +828,17 @@ def test_nats_server_accepts_the_plain_configuration(tmp_path: Path) -> None:
         env={"SERVER_NAME": "nats-0", "PATH": "/usr/bin:/bin"},
     )
     assert broken.returncode != 0
+
+
+# --- the operators' documentation ----------------------------------------------------------
+
+
+def test_install_doc_names_every_object(prod: list[dict[str, Any]]) -> None:
+    doc = (DEPLOY / "docs" / "install.md").read_text()
+    missing = [label(o) for o in prod if f"`{label(o)}`" not in doc]
+    assert not missing, f"deploy/docs/install.md does not list: {missing}"
+    listed = set(re.findall(r"^\| `([A-Za-z]+/[a-z0-9-]+)` \|", doc, re.M))
+    assert listed == {label(o) for o in prod}, "the list names objects that are not rendered"
+    # The commands it gives use the chart version and the overlay that exist.
+    assert "--version 1.3.13 -n lapor -f deploy/nats/values.yaml" in doc
+    assert "kubectl apply -k deploy/k8s/overlays/prod" in doc
