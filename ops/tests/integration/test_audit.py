@@ -339,6 +339,7 @@ async def test_the_next_run_finds_the_anchor_and_reports_a_truncated_log(setting
         code, out = await audit_run(settings, root, capsys)
         assert code == 0, out
         assert f"compared with 1 anchor(s) kept in {bucket}, the latest {first.anchor}" in out
+        assert f"anchor already kept in {bucket} (revision 1)" in out
 
         # The log grows: a new anchor is kept beside the first.
         await EventStore(js, log).append(lifecycle(new_tracking_id(), 0), 0)

@@ -651,7 +651,9 @@ class KeptAudit:
         else:
             lines.append(f"no anchor kept in {self.bucket} yet")
         if self.kept is not None:
-            lines.append(f"anchor kept in {self.bucket} (revision {self.kept.revision})")
+            again = bool(self.compared) and self.kept == self.compared[-1]
+            already = "already " if again else ""
+            lines.append(f"anchor {already}kept in {self.bucket} (revision {self.kept.revision})")
         elif not self.report.ok:
             lines.append("anchor not kept: the log has findings")
         return [printable(line) for line in lines]

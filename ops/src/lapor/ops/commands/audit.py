@@ -52,16 +52,21 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         print("lapor audit anchors: --forget needs --by and --reason", file=sys.stderr)
         return COULD_NOT_RUN
     from nats.errors import NoServersError
+    from nats.js.errors import NotFoundError
 
     from lapor.ops.audit import Anchor
 
+    prog = f"lapor audit {args.audit_command}"
     try:
         anchors = [Anchor.parse(a) for a in getattr(args, "anchor", [])]
         with deployment(settings, database=False) as reached:
             return asyncio.run(run_audit(reached, args, anchors))
+    except NotFoundError:
+        stream = settings.subjects.events_stream
+        print(f"{prog}: no stream {stream} on that server (run lapor migrate)", file=sys.stderr)
     except (Unreachable, ValueError, NoServersError, OSError) as e:
-        print(f"lapor audit {args.audit_command}: {e or type(e).__name__}", file=sys.stderr)
-        return COULD_NOT_RUN
+        print(f"{prog}: {e or type(e).__name__}", file=sys.stderr)
+    return COULD_NOT_RUN
 
 
 async def run_audit(

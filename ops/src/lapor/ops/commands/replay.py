@@ -15,7 +15,7 @@ import asyncio
 import sys
 from datetime import datetime
 
-from lapor.ops.reach import Unreachable, deployment
+from lapor.ops.reach import deployment
 from lapor.services.cli import Command
 from lapor.services.settings import Settings
 
@@ -30,13 +30,16 @@ def arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    from lapor.ops.replay import NotARebuildDatabase, RebuildBusy
+    import asyncpg
+    from nats.errors import NoServersError
 
     try:
         with deployment(settings) as reached:
             return asyncio.run(run_replay(reached, args))
-    except (Unreachable, NotARebuildDatabase, RebuildBusy) as e:
-        print(f"lapor replay: {e}", file=sys.stderr)
+    except (RuntimeError, ValueError, asyncpg.PostgresError, NoServersError, OSError) as e:
+        # A URL not set (Unreachable), the rebuild database refused or in use, an unknown
+        # read model, a server that refuses: one line, and 2, never the verdict's 1.
+        print(f"lapor replay: {e or type(e).__name__}", file=sys.stderr)
         return 2
 
 
