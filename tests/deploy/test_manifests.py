@@ -842,3 +842,39 @@ def test_install_doc_names_every_object(prod: list[dict[str, Any]]) -> None:
     # The commands it gives use the chart version and the overlay that exist.
     assert "--version 1.3.13 -n lapor -f deploy/nats/values.yaml" in doc
     assert "kubectl apply -k deploy/k8s/overlays/prod" in doc
+
+
+MADE_BY_OPERATORS = {
+    # CloudNativePG, for the Cluster lapor-db
+    "lapor-db-app": {"username", "password"},
+    "lapor-db-ca": {"ca.crt"},
+    # cert-manager, deploy/nats/certificates.yaml
+    "nats-server-tls": {"ca.crt", "tls.crt", "tls.key"},
+}
+
+
+def test_every_secret_used_is_documented(prod: list[dict[str, Any]]) -> None:
+    """Each Secret a pod reads is either in deploy/k8s/secrets.example.yaml with the keys it
+    reads, or one an operator makes; the examples themselves are valid Secrets."""
+    examples = {}
+    for doc in yaml.safe_load_all((K8S / "secrets.example.yaml").read_text()):
+        assert not kubernetes_errors(doc)
+        assert doc["metadata"]["namespace"] == "lapor"
+        examples[doc["metadata"]["name"]] = set(doc["stringData"])
+    known = {**examples, **MADE_BY_OPERATORS}
+    used: set[tuple[str, str]] = set()
+    for _, template in pod_templates(prod):
+        for c in containers(template):
+            for e in c.get("env", []):
+                ref = e.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    used.add((ref["name"], ref["key"]))
+        for v in template["spec"].get("volumes", []):
+            if "secret" in v:
+                used |= {(v["secret"]["secretName"], i["key"]) for i in v["secret"]["items"]}
+    for name, key in sorted(used):
+        assert key in known.get(name, set()), f"Secret {name} key {key} is documented nowhere"
+    cluster = by_kind(prod, "Cluster")["lapor-db"]["spec"]["backup"]["barmanObjectStore"]
+    for ref in cluster["s3Credentials"].values():
+        assert ref["key"] in examples[ref["name"]]
+    assert "lapor-nats-users" in examples and examples["lapor-nats-users"] == {"users.conf"}
