@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
 from lapor.intake.domain import Submission, fresh_candidates, key_digest, keyed_candidates
+from lapor.services import tracing
 from lapor.services.auth import reporter_secret
 from lapor.services.eventstore import ConcurrencyError, EventStore
 from lapor.services.runtime import Runtime, correlation_uuid, runtime_of
@@ -59,7 +60,13 @@ async def submit_complaint(
         secret.get_secret_value() if secret else None, idempotency_key, submission
     )
     try:
-        tracking_id = await _append(rt.store, submission, tries, marks, correlation_uuid(request))
+        # The submission's span (in the request's trace, which the caller's traceparent
+        # may continue): the events appended in it carry the trace on to every consumer.
+        with tracing.tracer().start_as_current_span("intake submit") as span:
+            tracking_id = await _append(
+                rt.store, submission, tries, marks, correlation_uuid(request)
+            )
+            span.set_attribute("lapor.complaint_id", tracking_id)
     except KeyReused:
         raise RequestValidationError(
             [

@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from nats.aio.msg import Msg
 
 from lapor.services.consumers import give_back
-from lapor.services.eventstore import EventStore, StoredEvent
+from lapor.services.eventstore import EventStore, StoredEvent, header
 from lapor.services.follower import LogFollower
+from lapor.services.observability import event_handled
 from lapor.services.runtime import Runtime
+from lapor.services.tracing import consuming
 from lapor.shared.audience import Copy, told
 from lapor.shared.envelope import Envelope, Event, decode, derived_event_id, envelope
 from lapor.shared.events import ComplaintAssigned, ComplaintDisposed, ComplaintReceived
@@ -153,8 +155,16 @@ def agency_fan_out(rt: Runtime) -> LogFollower:
         sent: list[tuple[Msg, list[asyncio.Future]]] = []
         for msg in msgs:
             try:
-                stored = StoredEvent.from_msg(msg)
-                sent.append((msg, await publish(stored, decode(stored.envelope))))
+                # In the event's trace: the copies carry it on to the agencies.
+                with consuming(
+                    DURABLE,
+                    msg.subject,
+                    msg.headers,
+                    seq=msg.metadata.sequence.stream,
+                    event_type=header(msg.headers, "Lapor-Event-Type"),
+                ):
+                    stored = StoredEvent.from_msg(msg)
+                    sent.append((msg, await publish(stored, decode(stored.envelope))))
             except Exception as e:
                 await give_back(msg, e, **settle)
         for msg, futures in sent:
@@ -166,6 +176,7 @@ def agency_fan_out(rt: Runtime) -> LogFollower:
                 await give_back(msg, e, **settle)
             else:
                 await msg.ack()
+                event_handled(DURABLE)
 
     settle = {"consumer": DURABLE, "dead_letters": rt.dead_letters, "settings": settings}
     return LogFollower(rt.js, rt.settings, DURABLE, handle_batch)

@@ -15,9 +15,12 @@ import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from opentelemetry.trace import Status, StatusCode
 from pydantic import ValidationError
 
-from lapor.services.eventstore import StoredEvent
+from lapor.services import tracing
+from lapor.services.eventstore import StoredEvent, header
+from lapor.services.observability import DEAD_LETTERED, OK, RETRIED, dead_lettered, event_handled
 from lapor.services.settings import Settings
 from lapor.shared.envelope import Event, UnknownEvent, decode
 
@@ -74,8 +77,10 @@ class DeadLetters:
                 "Lapor-Original-Sequence": str(meta.sequence.stream),
                 "Lapor-Deliveries": str(meta.num_delivered),
                 "Lapor-Reason": reason[:2000],
+                **tracing.trace_headers(),
             },
         )
+        dead_lettered(consumer)
         log.warning(
             "message dead-lettered", consumer=consumer, seq=meta.sequence.stream, reason=reason
         )
@@ -95,20 +100,34 @@ async def handle_reliably(
     settings: Settings,
 ) -> None:
     """Run ``handler`` for one log message and settle it: ack on success, retry later on a
-    passing failure, dead-letter on a permanent one or after ``max_deliver`` deliveries."""
-    try:
-        stored = StoredEvent.from_msg(msg)
-        event = decode(stored.envelope)
-        with structlog.contextvars.bound_contextvars(
-            complaint_id=stored.envelope.complaint_id,
-            correlation_id=str(stored.envelope.correlation_id),
-            event_type=stored.envelope.type,
-        ):
-            await handler(stored, event)
-    except Exception as e:
-        await give_back(msg, e, consumer=consumer, dead_letters=dead_letters, settings=settings)
-    else:
-        await msg.ack()
+    passing failure, dead-letter on a permanent one or after ``max_deliver`` deliveries.
+
+    The handler runs in a span continuing the trace the message carries in its headers,
+    so the events it appends carry that trace on."""
+    with tracing.consuming(
+        consumer,
+        msg.subject,
+        msg.headers,
+        seq=msg.metadata.sequence.stream,
+        event_type=header(msg.headers, "Lapor-Event-Type"),
+    ) as span:
+        try:
+            stored = StoredEvent.from_msg(msg)
+            event = decode(stored.envelope)
+            span.set_attribute("lapor.complaint_id", stored.envelope.complaint_id)
+            with structlog.contextvars.bound_contextvars(
+                complaint_id=stored.envelope.complaint_id,
+                correlation_id=str(stored.envelope.correlation_id),
+                event_type=stored.envelope.type,
+            ):
+                await handler(stored, event)
+        except Exception as e:
+            span.record_exception(e)
+            span.set_status(Status(StatusCode.ERROR, describe_error(e)))
+            await give_back(msg, e, consumer=consumer, dead_letters=dead_letters, settings=settings)
+        else:
+            await msg.ack()
+            event_handled(consumer, OK)
 
 
 async def give_back(
@@ -120,14 +139,17 @@ async def give_back(
     if isinstance(error, PERMANENT_ERRORS):
         await dead_letters.park(consumer, msg, describe_error(error))
         await msg.term()
+        event_handled(consumer, DEAD_LETTERED)
     elif deliveries >= settings.max_deliver:
         reason = f"gave up after {deliveries}: {describe_error(error)}"
         await dead_letters.park(consumer, msg, reason)
         await msg.term()
+        event_handled(consumer, DEAD_LETTERED)
     else:
         delay = retry_delay(settings, deliveries)
         log.warning("handler failed, will retry", consumer=consumer, error=repr(error), delay=delay)
         await msg.nak(delay=delay)
+        event_handled(consumer, RETRIED)
 
 
 def describe_error(error: BaseException) -> str:

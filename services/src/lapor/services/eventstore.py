@@ -28,6 +28,7 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck, RawStreamMsg
 from nats.js.errors import BadRequestError, NotFoundError
 
+from lapor.services.tracing import trace_headers
 from lapor.shared.envelope import Envelope, parse
 from lapor.shared.subjects import Subjects
 
@@ -200,10 +201,13 @@ class EventStore:
 
     @staticmethod
     def _headers(env: Envelope) -> dict[str, str]:
+        """The headers of every event written; with the current trace's ``traceparent``
+        (not a ``Lapor-*`` header, so outside the hash chain: see :mod:`.tracing`)."""
         return {
             "Nats-Msg-Id": str(env.event_id),
             "Lapor-Event-Type": env.type,
             "Lapor-Correlation-Id": str(env.correlation_id),
+            **trace_headers(),
         }
 
     async def _chain_tip(self, complaint_id: str, expected_last_seq: int) -> str:

@@ -49,6 +49,7 @@ class LogFollower:
     ) -> None:
         self.js, self.settings = js, settings
         self.durable = durable
+        self.stream = settings.subjects.events_stream  # (stream, durable): what metrics sample
         self.handle = handle
         self.ack_policy = ack_policy
         self._task: asyncio.Task[None] | None = None

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -20,7 +21,9 @@ from nats.js.api import AckPolicy
 from lapor.services.consumers import PERMANENT_ERRORS, describe_error
 from lapor.services.eventstore import StoredEvent
 from lapor.services.follower import LogFollower
+from lapor.services.observability import OK, RETRIED, event_handled
 from lapor.services.settings import Settings
+from lapor.services.tracing import record_applied
 from lapor.shared.envelope import Event, decode
 
 log = structlog.get_logger(__name__)
@@ -253,23 +256,36 @@ class ProjectionHandler:
         self.projection = projection
         self.health = ProjectionHealth(projection.name)
 
+    @property
+    def consumer(self) -> str:
+        """The durable JetStream consumer that feeds it."""
+        return self.projection.name.replace(".", "_")
+
     async def __call__(self, msgs: list[Msg]) -> int:
         pending, applied = receive(msgs), 0
         while pending:
+            started = time.time_ns()
             try:
                 progress = await project(self.pool, self.projection, pending)
             except Exception as e:  # PostgreSQL away, or a fault outside any one event
                 self._failed(error=describe_error(e))
                 log.warning("projection waiting", projection=self.projection.name, error=repr(e))
+                event_handled(self.consumer, RETRIED, len(pending))
                 await _hold(pending, self._delay())
                 continue
             applied += progress.applied
             done = [r for r in pending if r.seq <= progress.last_seq]
             if done:
                 await done[-1].msg.ack()
+            event_handled(self.consumer, OK, progress.applied)
+            record_applied(self.consumer, _traced(done), started)
             pending = [r for r in pending if r.seq > progress.last_seq]
             if progress.stop is not None:
-                self._stopped(progress.stop, progress.last_seq)
+                stop = progress.stop
+                self._stopped(stop, progress.last_seq)
+                event_handled(self.consumer, RETRIED)
+                at_fault = [r for r in pending if r.seq == stop.seq]
+                record_applied(self.consumer, _traced(at_fault), started, error=stop.reason)
                 await _hold(pending, self._delay())
                 continue
             self.health = ProjectionHealth(self.projection.name, "ok", progress.last_seq)
@@ -315,6 +331,16 @@ KEEP_ALIVE_SECONDS = 10.0
 """How often held messages are reported in progress (well inside the 30 s ack wait)."""
 
 
+def _traced(received: list[Received]) -> Iterator[tuple[str, dict[str, str], int, str, str]]:
+    """What the span of each event names: subject, headers (its trace), sequence, type,
+    complaint."""
+    for r in received:
+        if r.applied is not None:
+            stored = r.applied[0]
+            env = stored.envelope
+            yield stored.subject, stored.headers, r.seq, env.type, env.complaint_id
+
+
 async def _hold(held: list[Received], delay: float) -> None:
     """Wait ``delay`` seconds keeping ``held`` from being delivered again meanwhile."""
     while delay > 0:
@@ -333,5 +359,4 @@ async def _nak(received: list[Received], *, delay: float) -> None:
 
 def projection_follower(js: JetStreamContext, handler: ProjectionHandler) -> LogFollower:
     """A read model fed from the log, its checkpoint in the same transaction as its rows."""
-    durable = handler.projection.name.replace(".", "_")
-    return LogFollower(js, handler.settings, durable, handler, AckPolicy.ALL)
+    return LogFollower(js, handler.settings, handler.consumer, handler, AckPolicy.ALL)

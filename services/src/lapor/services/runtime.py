@@ -43,9 +43,16 @@ from lapor.services.errors import (
 )
 from lapor.services.eventstore import EventStore
 from lapor.services.logging import configure_logging
-from lapor.services.observability import CONTENT_TYPE_LATEST, exposition
+from lapor.services.observability import (
+    CONTENT_TYPE_LATEST,
+    Instrumented,
+    consumers_of,
+    framework_telemetry_off,
+    scrape,
+)
 from lapor.services.projections import Projection, ProjectionHandler, projection_follower
 from lapor.services.settings import Settings
+from lapor.services.tracing import configure_tracing, shutdown_tracing
 
 log = structlog.get_logger(__name__)
 
@@ -117,6 +124,8 @@ class Runtime:
     broker: NatsBroker
     pool: asyncpg.Pool | None = None
     projections: list[ProjectionHandler] = field(default_factory=list)
+    consumers: list[tuple[str, str]] = field(default_factory=list)
+    """(stream, durable) of the JetStream consumers this process reads (metrics)."""
 
     # Built on first use (the broker is connected by then), once per process.
     @cached_property
@@ -182,10 +191,13 @@ def create_service(
     if settings.nats_url is None or (database and settings.database_url is None):
         raise ValueError(f"{name}: NATS_URL and DATABASE_URL must be set (lapor run sets them)")
     configure_logging(settings.log_level, settings.log_format)
+    configure_tracing(name)
     # FastStream's own line per message costs ~30% throughput; services log on purpose.
     broker = NatsBroker(
         settings.nats_servers,
         log_level=logging.DEBUG,
+        # Its lines through the root logger, so they are rendered like all others.
+        logger=logging.getLogger("faststream.nats"),
         connect_timeout=5,
         **nats_reconnect_options(name, lambda: broker.connection),
     )
@@ -202,6 +214,7 @@ def create_service(
         runtime.projections = [ProjectionHandler(runtime.db, settings, p) for p in part.projections]
         running: list[Worker] = [projection_follower(runtime.js, h) for h in runtime.projections]
         running += [make(runtime) for make in part.workers]
+        runtime.consumers = consumers_of(broker, running)
         for worker in running:
             await worker.start()
         log.info("service started", service=name, role=settings.role)
@@ -216,15 +229,23 @@ def create_service(
                 log.warning("broker did not stop cleanly", error=repr(e))
             if runtime.pool is not None:
                 await runtime.pool.close()
+            shutdown_tracing()
             log.info("service stopped", service=name, role=settings.role)
 
-    app = FastAPI(title=f"lapor {name}", description=description, lifespan=lifespan)
+    app = FastAPI(
+        title=f"lapor {name}",
+        description=description,
+        lifespan=lifespan,
+        **framework_telemetry_off(),
+    )
     app.state.runtime = runtime
     app.state.part = part
     app.include_router(_health_router(), responses=ERROR_RESPONSES)
     for router in part.routers:
         app.include_router(router, responses=ERROR_RESPONSES)
     _install_error_handling(app, settings.max_request_bytes)
+    # Outermost: counts and traces every request, a 413 or a 500 too.
+    app.add_middleware(Instrumented, service=name)
     return app
 
 
@@ -250,7 +271,7 @@ def _health_router() -> APIRouter:
     async def metrics(request: Request) -> Response:
         """Prometheus metrics: each read model's checkpoint, and whether it is stopped."""
         rt: Runtime = request.app.state.runtime
-        return Response(exposition(rt.name, rt.projections), media_type=CONTENT_TYPE_LATEST)
+        return Response(await scrape(rt), media_type=CONTENT_TYPE_LATEST)
 
     @router.get("/live")
     async def live() -> dict[str, str]:

@@ -29,6 +29,11 @@ def arguments(parser: argparse.ArgumentParser) -> None:
         "the api roles, the router's routing)",
     )
     parser.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log a line per request (uvicorn's access log; JSON like every line)",
+    )
+    parser.add_argument(
         "--role",
         default=None,
         help="which of its parts the service runs (default LAPOR_ROLE, else all): tracker and "
@@ -39,10 +44,17 @@ def arguments(parser: argparse.ArgumentParser) -> None:
 def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.role is not None:
         settings = settings.model_copy(update={"role": args.role})
-    return serve_one(settings, args.service, args.host, args.port, args.workers)
+    return serve_one(settings, args.service, args.host, args.port, args.workers, args.access_log)
 
 
-def serve_one(settings: Settings, name: str, host: str, port: int, workers: int = 1) -> int:
+def serve_one(
+    settings: Settings,
+    name: str,
+    host: str,
+    port: int,
+    workers: int = 1,
+    access_log: bool = False,
+) -> int:
     import uvicorn
 
     from lapor.services.runtime import UnknownRole
@@ -59,13 +71,22 @@ def serve_one(settings: Settings, name: str, host: str, port: int, workers: int 
     except UnknownRole as e:
         print(f"lapor serve: {e}", file=sys.stderr)
         return 2
-    options = {"host": host, "port": port, "log_level": "warning", "access_log": False}
+    # No log_config: uvicorn's loggers are left to the root handler create_app set up
+    # (lapor.services.logging), so every line is rendered alike, JSON in json mode.
+    options = {
+        "host": host,
+        "port": port,
+        "log_level": None,  # the levels are configure_logging's
+        "access_log": access_log,
+        "log_config": None,
+    }
     if workers > 1:
         if not (service.stateless or app.state.part.scales_out):
             role = "" if settings.role == "all" else f" (role {settings.role})"
             print(f"{name}{role} follows the log in order: run one process (--workers 1)")
             return 2
         # Each worker builds its app from the environment, as a container would.
+        share_metrics()
         if settings.auth_secret is not None:
             os.environ["LAPOR_AUTH_SECRET"] = settings.auth_secret.get_secret_value()
         os.environ["LAPOR_ROLE"] = settings.role
@@ -73,6 +94,16 @@ def serve_one(settings: Settings, name: str, host: str, port: int, workers: int 
         return 0
     uvicorn.run(app, **options)
     return 0
+
+
+def share_metrics() -> None:
+    """Worker processes behind one port share their Prometheus counters through files
+    (prometheus_client's multiprocess mode), so a scrape of any of them counts all."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lapor-metrics-")
 
 
 COMMAND = Command(help="run one service (or one of its roles)", arguments=arguments, run=run)
