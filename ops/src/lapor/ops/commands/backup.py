@@ -208,4 +208,5 @@ COMMAND = Command(
     help="back up the JetStream streams; list and restore backups",
     arguments=arguments,
     run=run,
+    local_secret=False,
 )
