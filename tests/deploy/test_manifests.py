@@ -55,6 +55,12 @@ WITH_DATABASE = {"tracker-api", "tracker-projector", "analytics-api", "analytics
 PUBLIC = {"intake", "tracker-api", "analytics-api"}
 
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+DATABASE_URL = (
+    "postgresql://lapor-db-rw.lapor.svc:5432/lapor"
+    "?sslmode=verify-full&sslrootcert=/etc/lapor/db-ca/ca.crt"
+)
+"""No credentials (PGUSER, PGPASSWORD from lapor-db-app); the server checked against its CA,
+mounted where the URL says."""
 
 
 # --- rendering ---------------------------------------------------------------------------
@@ -423,9 +429,21 @@ def test_secrets_go_only_where_they_are_needed(prod: list[dict[str, Any]]) -> No
         assert ("LAPOR_AUTH_SECRET" in env) == (name in {"intake", "tracker-api"}), name
     config = by_kind(prod, "ConfigMap")["lapor-config"]["data"]
     assert "NATS_URL" not in config, "NATS_URL carries a password: a Secret, not the ConfigMap"
-    assert "@" not in config["DATABASE_URL"], "the database password belongs in a Secret"
-    assert "sslmode=verify-full" in config["DATABASE_URL"]
+    assert "DATABASE_URL" not in config, "only the pods with a database get DATABASE_URL"
     assert config["LAPOR_STREAM_REPLICAS"] == "3"
+    for where, template in pod_templates(prod):
+        for c in containers(template):
+            env = env_of(c)
+            assert ("DATABASE_URL" in env) == ("PGPASSWORD" in env), f"{where} {c['name']}"
+            if "DATABASE_URL" in env:
+                url = env["DATABASE_URL"]["value"]
+                assert "@" not in url, "the database password belongs in a Secret"
+                assert url == DATABASE_URL, where
+                mounts = {m["mountPath"] for m in c["volumeMounts"]}
+                assert "/etc/lapor/db-ca" in mounts, f"{where} {c['name']}"
+            # Every container trusts the NATS servers' CA through SSL_CERT_FILE.
+            mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+            assert str(Path(config["SSL_CERT_FILE"]).parent) in mounts, f"{where} {c['name']}"
 
 
 def test_services_wait_for_the_migration(prod: list[dict[str, Any]]) -> None:
@@ -512,8 +530,8 @@ def test_postgresql_is_three_synchronous_instances_with_backups(prod: list[dict[
     assert scheduled["spec"]["method"] == "barmanObjectStore"
     assert len(scheduled["spec"]["schedule"].split()) == 6  # CloudNativePG counts seconds
     assert cluster["bootstrap"]["initdb"] == {"database": "lapor", "owner": "lapor"}
-    config = by_kind(prod, "ConfigMap")["lapor-config"]["data"]
-    assert config["DATABASE_URL"].startswith("postgresql://lapor-db-rw.lapor.svc:5432/lapor?")
+    # The read-write Service CloudNativePG makes for the cluster, and its database.
+    assert DATABASE_URL.startswith("postgresql://lapor-db-rw.lapor.svc:5432/lapor?")
 
 
 def test_dev_is_small_and_consistent(dev: list[dict[str, Any]]) -> None:
