@@ -21,10 +21,12 @@ import json
 import os
 import socket
 import sys
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -368,22 +370,69 @@ def lapor_command() -> str:
     return str(Path(sys.executable).with_name("lapor"))
 
 
-async def test_a_running_service_logs_nothing_but_json_lines(settings, tmp_path):
+@contextlib.contextmanager
+def collector() -> Iterator[tuple[str, list[tuple[str, bytes]]]]:
+    """A stand-in OTLP/HTTP collector on the loopback: (its URL, what was posted to it)."""
+    received: list[tuple[str, bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            received.append((self.path, body))
+            self.send_response(200)
+            self.send_header("content-type", "application/x-protobuf")
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_a_running_service_logs_nothing_but_json_lines_and_exports_its_spans(
+    settings, tmp_path
+):
     port = free_port()
     out, err = tmp_path / "stdout", tmp_path / "stderr"
-    with out.open("wb") as stdout, err.open("wb") as stderr:
+    with contextlib.ExitStack() as stack:
+        endpoint, exported = stack.enter_context(collector())
+        env = service_env(settings, tmp_path)
+        env.update(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_BSP_SCHEDULE_DELAY="200")
+        stdout, stderr = stack.enter_context(out.open("wb")), stack.enter_context(err.open("wb"))
         proc = await asyncio.create_subprocess_exec(
             lapor_command(),
             *("serve", "router", "--port", str(port), "--access-log"),
-            env=service_env(settings, tmp_path),
+            env=env,
             stdout=stdout,
             stderr=stderr,
         )
+        trace_id = await served_and_stopped(settings, proc, port, err)
+    # The router's spans went to the collector, in the complaint's trace.
+    paths = {path for path, _ in exported}
+    assert paths == {"/v1/traces"}, paths
+    assert any(bytes.fromhex(trace_id) in body for _, body in exported)
+    assert any(b"lapor-router" in body for _, body in exported)  # service.name
+    check_json_lines(out, err, trace_id)
+
+
+async def served_and_stopped(
+    settings: Settings, proc: asyncio.subprocess.Process, port: int, err: Path
+) -> str:
+    """Route a complaint of a trace of ours through the running router, scrape it, send
+    it garbage, and stop it; the trace id."""
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
 
             async def ready() -> bool:
-                assert proc.returncode is None, err.read_text()
+                assert proc.returncode is None, f"lapor serve exited; see {err}"
                 try:
                     return (await client.get("/health/ready")).status_code == 200
                 except httpx.TransportError:
@@ -432,6 +481,10 @@ async def test_a_running_service_logs_nothing_but_json_lines(settings, tmp_path)
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 30)
+    return trace_id
+
+
+def check_json_lines(out: Path, err: Path, trace_id: str) -> None:
     assert out.read_text() == ""  # FastStream's own handler wrote to stdout
     raw = [line for line in err.read_text().splitlines() if line.strip()]
     lines = []
@@ -446,3 +499,48 @@ async def test_a_running_service_logs_nothing_but_json_lines(settings, tmp_path)
     access = [line for line in lines if line.get("logger") == "uvicorn.access"]
     assert any(line["path"] == "/health/metrics" and line["status"] == 200 for line in access)
     assert any(line["event"] == "service stopped" for line in lines)
+
+
+async def test_the_workers_behind_one_port_count_together(settings, tmp_path):
+    """``lapor serve intake --workers 2``: whichever worker answers a scrape counts the
+    requests of both."""
+    port = free_port()
+    err = tmp_path / "stderr"
+    with err.open("wb") as stderr:
+        proc = await asyncio.create_subprocess_exec(
+            lapor_command(),
+            *("serve", "intake", "--port", str(port), "--workers", "2"),
+            env=service_env(settings, tmp_path),
+            stdout=stderr,
+            stderr=stderr,
+        )
+    posted = ("lapor_http_requests_total", at_labels("intake", "POST", "/complaints", "202"))
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+
+            async def ready() -> bool:
+                assert proc.returncode is None, f"lapor serve exited; see {err}"
+                try:
+                    return (await client.get("/health/ready")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await eventually(ready, within=60, interval=0.2)
+            for _ in range(8):  # new connections: spread over both workers
+                async with httpx.AsyncClient(timeout=5) as one:
+                    r = await one.post(f"http://127.0.0.1:{port}/complaints", json=WASTE)
+                    assert r.status_code == 202
+            counts = []
+            for _ in range(6):
+                async with httpx.AsyncClient(timeout=5) as one:
+                    text = (await one.get(f"http://127.0.0.1:{port}/health/metrics")).text
+                counts.append(series(text).get(posted))
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 30)
+    assert counts == [8.0] * 6, counts
+
+
+def at_labels(service: str, method: str, route: str, status: str) -> tuple:
+    labels = {"service": service, "method": method, "route": route, "status": status}
+    return tuple(sorted(labels.items()))
