@@ -51,6 +51,23 @@ def discover_migrations() -> dict[str, list[Traversable]]:
     return found
 
 
+async def pending_migrations(conn: asyncpg.Connection) -> list[str]:
+    """The migrations not applied yet (all of them on an empty database); changes nothing."""
+    exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    done = set()
+    if exists:
+        done = {
+            (r["package"], r["name"])
+            for r in await conn.fetch("SELECT package, name FROM schema_migrations")
+        }
+    return [
+        f"{package}/{sql_file.name}"
+        for package, files_ in sorted(discover_migrations().items())
+        for sql_file in files_
+        if (package, sql_file.name) not in done
+    ]
+
+
 async def migrate(conn: asyncpg.Connection) -> list[str]:
     """Apply every not yet applied migration; returns the names applied now."""
     applied_now: list[str] = []
