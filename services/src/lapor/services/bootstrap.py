@@ -46,6 +46,10 @@ async def missing(settings: Settings) -> list[str]:
             await js.key_value(settings.subjects.routing_rules_bucket)
         except nats.js.errors.BucketNotFoundError:
             absent.append(f"bucket {settings.subjects.routing_rules_bucket}")
+        try:
+            await js.object_store(settings.subjects.routing_models_bucket)
+        except nats.js.errors.BucketNotFoundError:
+            absent.append(f"bucket {settings.subjects.routing_models_bucket}")
     finally:
         await nc.close()
     if settings.database_url is not None:

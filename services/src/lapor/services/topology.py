@@ -13,6 +13,7 @@ from nats.js import JetStreamContext
 from nats.js.api import (
     DiscardPolicy,
     KeyValueConfig,
+    ObjectStoreConfig,
     RetentionPolicy,
     StorageType,
     StreamConfig,
@@ -101,7 +102,21 @@ RULES_HISTORY = 64
 
 
 async def declare_buckets(js: JetStreamContext, settings: Settings) -> None:
-    """The key-value bucket of the routing rules (its history keeps past tables)."""
+    """The key-value bucket of the routing rules (its history keeps past tables) and the
+    object store of the routing models, replicated like the streams."""
+    models = settings.subjects.routing_models_bucket
+    try:
+        await js.object_store(models)
+    except BucketNotFoundError:
+        await js.create_object_store(
+            models,
+            config=ObjectStoreConfig(
+                storage=StorageType.FILE,
+                replicas=settings.stream_replicas,
+                description="Routing models published by operators",
+            ),
+        )
+        log.info("bucket created", bucket=models)
     bucket = settings.subjects.routing_rules_bucket
     try:
         await js.key_value(bucket)
