@@ -13,6 +13,7 @@ import nats
 
 from lapor.devtools.testing import eventually, serving
 from lapor.services.eventstore import EventStore
+from lapor.services.observability import DEADLINE_BREACHES
 from lapor.services.settings import DeadlineSettings
 from lapor.shared.envelope import decode, envelope
 from lapor.shared.events import (
@@ -80,10 +81,14 @@ async def test_deadline_warns_then_breaches_once_across_restarts(settings):
     assert events[0].due_at == DUE
     assert datetime.fromisoformat(status["due_at"]) == DUE
 
-    # The tracker restarts on Friday: the deadline has passed, a breach escalated.
+    # The tracker restarts on Friday: the deadline has passed, a breach escalated, and
+    # counted for the alert on rising breaches.
+    breaches = DEADLINE_BREACHES.labels(step="disposition")
+    counted = breaches._value.get()
     friday = datetime(2026, 8, 21, 8, 0, tzinfo=WIB)
     events, status = await run_tracker_at(settings, friday, store, tracking_id, 2)
     assert [type(e) for e in events] == [DeadlineWarned, DeadlineBreached]
+    assert breaches._value.get() == counted + 1
     assert events[1].escalated_to == "diskominfo" and events[1].due_at == DUE
     assert status["overdue"] is True
 
@@ -92,6 +97,7 @@ async def test_deadline_warns_then_breaches_once_across_restarts(settings):
     events, _ = await run_tracker_at(settings, later, store, tracking_id, 2)
     assert len(events) == 2
     assert len(await deadline_events(store, tracking_id)) == 2
+    assert breaches._value.get() == counted + 1  # fired once, counted once
     await nc.close()
 
 

@@ -12,7 +12,9 @@ What is counted as it happens (process counters, this module's ``REGISTRY``):
   acknowledged), ``retried`` (failed and will be tried again: redelivered after a delay,
   or held by a read model), ``dead_lettered`` (parked in the dead-letter stream);
 * ``lapor_dead_letters_total{consumer}``: messages this process parked in
-  ``<root>_DEADLETTER`` (a counter: alert on ``increase(...) > 0``).
+  ``<root>_DEADLETTER`` (a counter: alert on ``increase(...) > 0``);
+* ``lapor_deadline_breaches_total{step}``: deadlines the tracker's scheduler declared
+  breached (disposition, follow-up, ...).
 
 What is read at scrape time, from the handlers and from JetStream (no second copy of
 their state to keep in step):
@@ -115,6 +117,12 @@ DEAD_LETTERS = Counter(
     "lapor_dead_letters",
     "Messages parked in the dead-letter stream by this process",
     ["consumer"],
+    registry=REGISTRY,
+)
+DEADLINE_BREACHES = Counter(
+    "lapor_deadline_breaches",
+    "Statutory deadlines breached (complaint.deadline_breached appended), by step",
+    ["step"],
     registry=REGISTRY,
 )
 

@@ -19,6 +19,7 @@ import structlog
 
 from lapor.services.commands import decide_and_append
 from lapor.services.eventstore import ConcurrencyError, StoredEvent
+from lapor.services.observability import DEADLINE_BREACHES
 from lapor.services.runtime import Runtime
 from lapor.services.tasks import cancel_and_wait
 from lapor.shared.envelope import EVENT_NAMESPACE, Envelope, Event, envelope
@@ -129,5 +130,7 @@ class DeadlineScheduler:
             return 0  # something happened meanwhile: the next round decides again
         if not done.appended:
             return 0
+        if kind == "breached":
+            DEADLINE_BREACHES.labels(step=row["clock_step"]).inc()
         log.info("deadline fired", complaint_id=complaint_id, kind=kind, step=row["clock_step"])
         return 1
