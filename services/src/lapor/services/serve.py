@@ -98,12 +98,15 @@ def serve_one(
 
 def share_metrics() -> None:
     """Worker processes behind one port share their Prometheus counters through files
-    (prometheus_client's multiprocess mode), so a scrape of any of them counts all."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        return
+    (prometheus_client's multiprocess mode), so a scrape of any of them counts all.
+
+    The files start empty for each group of workers: a fresh folder, inside the one
+    ``PROMETHEUS_MULTIPROC_DIR`` names if it is set (an inherited folder may hold another
+    process's counts, which would be counted again)."""
     import tempfile
 
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lapor-metrics-")
+    parent = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lapor-metrics-", dir=parent)
 
 
 COMMAND = Command(help="run one service (or one of its roles)", arguments=arguments, run=run)
