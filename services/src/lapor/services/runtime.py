@@ -35,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from lapor.services.connections import nats_reconnect_options
 from lapor.services.consumers import DeadLetters
 from lapor.services.database import create_pool
+from lapor.services.docs import install_docs
 from lapor.services.errors import (
     ERROR_RESPONSES,
     BodyLimit,
@@ -236,8 +237,11 @@ def create_service(
         title=f"lapor {name}",
         description=description,
         lifespan=lifespan,
+        docs_url=None,  # served offline by install_docs
+        redoc_url=None,
         **framework_telemetry_off(),
     )
+    install_docs(app)
     app.state.runtime = runtime
     app.state.part = part
     app.include_router(_health_router(), responses=ERROR_RESPONSES)
