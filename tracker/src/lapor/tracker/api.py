@@ -6,15 +6,17 @@ both succeed, and a lagging read model cannot mislead a decision.
 
 * anyone: read a status by tracking ID; list the non-confidential complaints;
 * the coordinating admin (bearer token ``admin``): dispose, hold, resume, archive; the queue;
-* a liaison officer (bearer token ``agency:<opd>``): follow up, answer, decline (Bukan
-  Wewenang), on complaints disposed to that OPD only;
+  read any complaint whole (content and the router's proposal);
+* a liaison officer (bearer token ``agency:<opd>``): read whole, follow up, answer, decline
+  (Bukan Wewenang), on complaints disposed to that OPD only;
 * the reporter (``X-Reporter-Secret``, given at submission): reply, rate, reopen, confirm.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, status
@@ -244,6 +246,139 @@ async def agency_listing(
     _require_unit(actor, opd)
     rows = await list_complaints(rt.db, status=status_, opd=opd, after=after, limit=limit)
     return _page(rows, limit, domain.AGENCY_LABEL)
+
+
+class Location(BaseModel):
+    """Lokasi kejadian as the reporter gave it; every field may be missing."""
+
+    address: str | None
+    kecamatan: str | None
+    kelurahan: str | None
+    lat: float | None
+    lon: float | None
+
+
+class Candidate(BaseModel):
+    opd: str
+    probability: float
+
+
+class Proposal(BaseModel):
+    """The router's latest proposal for the complaint (``complaint.routed``)."""
+
+    opd: str
+    opd_name: str
+    rule: str = Field(description="The routing rule that fired")
+    reason: str = Field(description="Why, in words an operator can read")
+    confidence: float
+    candidates: list[Candidate] = Field(description="The text classifier's top units")
+    level: str | None
+    excluded: list[str] = Field(description="Units that declined and were not considered")
+    rules_version: str
+    model_version: str | None
+    at: datetime
+
+
+class ComplaintContent(BaseModel):
+    """A complaint whole, as the unit it is disposed to and the coordinator read it. Never
+    the reporter's identity: the tracker does not have it (it travels in a stream no
+    agency reads); an anonymous (Anonim) complaint reads the same."""
+
+    tracking_id: str
+    status: Status
+    status_label: str = Field(description="The admin's and the unit's label")
+    opd: str | None
+    opd_name: str | None
+    report_type: str
+    channel: str
+    category: str | None
+    title: str
+    body: str | None = Field(
+        description="None only for a complaint projected before the tracker kept content, "
+        "until its read model is rebuilt (lapor replay tracker.status --swap)"
+    )
+    location: Location
+    incident_date: date | None
+    suggested_opd: str | None = Field(description="The unit the reporter thought responsible")
+    attachments: list[str] = Field(description="Always empty: the events carry no attachments yet")
+    anonymous: bool
+    confidential: bool
+    received_at: datetime
+    updated_at: datetime
+    due_at: datetime | None
+    overdue: bool
+    history: list[HistoryEntry]
+
+
+class AdminComplaint(ComplaintContent):
+    proposed_opd: str | None = Field(description="The proposal awaiting the disposition")
+    proposal: Proposal | None = Field(
+        description="The router's latest proposal (kept after the disposition); none before "
+        "the router has seen the complaint"
+    )
+
+
+NOT_YOURS = {404: {"description": "No such complaint (for this unit)"}}
+
+
+@router.get("/admin/complaints/{tracking_id}", response_model=AdminComplaint, responses=NOT_YOURS)
+async def admin_complaint(tracking_id: TrackingId, rt: Rt, actor: AuthenticatedActor) -> Any:
+    """A complaint whole for the coordinator: its content and the router's proposal."""
+    _require(actor, "admin")
+    view = await complaint_view(rt.db, tracking_id)
+    if view is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no complaint with this tracking ID yet")
+    c = view["complaint"]
+    routing = json.loads(c["routing"]) if c["routing"] else None
+    return AdminComplaint(
+        **_content(view).model_dump(),
+        proposed_opd=c["proposed_opd"],
+        proposal=Proposal.model_validate(routing) if routing else None,
+    )
+
+
+@router.get(
+    "/agencies/{opd}/complaints/{tracking_id}",
+    response_model=ComplaintContent,
+    responses=NOT_YOURS,
+)
+async def agency_complaint(
+    opd: OpdCode, tracking_id: TrackingId, rt: Rt, actor: AuthenticatedActor
+) -> Any:
+    """A complaint disposed to the unit, whole (confidential ones too). Another unit's
+    complaint, or one no longer disposed to it, is a 404 like one that does not exist."""
+    _require_unit(actor, opd)
+    view = await complaint_view(rt.db, tracking_id)
+    if view is None or view["complaint"]["opd"] != opd:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such complaint for you")
+    return _content(view)
+
+
+def _content(view: dict[str, Any]) -> ComplaintContent:
+    c, labels = view["complaint"], domain.AGENCY_LABEL
+    return ComplaintContent(
+        **{k: c[k] for k in ComplaintContent.model_fields if k in c},
+        status_label=labels[Status(c["status"])],
+        location=Location(
+            address=c["location_address"],
+            kecamatan=c["location_kecamatan"],
+            kelurahan=c["location_kelurahan"],
+            lat=c["location_lat"],
+            lon=c["location_lon"],
+        ),
+        attachments=[],
+        history=[
+            HistoryEntry(
+                event=h["event_type"],
+                status=h["status"],
+                status_label=labels[Status(h["status"])],
+                opd=h["opd"],
+                note=h["note"],
+                at=h["occurred_at"],
+            )
+            for h in view["history"]
+        ],
+    )
 
 
 def _page(rows: list[dict[str, Any]], limit: int, labels: dict[Status, str]) -> ComplaintList:

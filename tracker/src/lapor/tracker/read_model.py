@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +16,7 @@ from lapor.shared.calendar import WorkingCalendar
 from lapor.shared.deadlines import DeadlinePolicy
 from lapor.shared.events import (
     ComplaintReceived,
+    ComplaintRouted,
     DeadlineStep,
 )
 from lapor.shared.lifecycle import Lifecycle, Status, evolve
@@ -32,14 +34,65 @@ class _Complaint:
     """One complaint's row while a batch of its events is folded in memory."""
 
     fixed: tuple[Any, ...]
-    """The columns set once, at receipt: ``_FIXED``."""
+    """The columns set once, at receipt: ``_RECEIVED``."""
     state: Lifecycle
     timer: Timer
     last_seq: int
     updated_at: datetime
+    routing: str | None = None
+    """The router's latest proposal (``complaint.routed``) as JSON: ``_routing``."""
 
 
 _FIXED = ("report_type", "channel", "category", "title", "anonymous", "confidential")
+_CONTENT = (
+    "body",
+    "location_address",
+    "location_kecamatan",
+    "location_kelurahan",
+    "location_lat",
+    "location_lon",
+    "incident_date",
+    "suggested_opd",
+)
+"""What the complaint says: for the admin and the unit it is disposed to only."""
+_RECEIVED = (*_FIXED, *_CONTENT)
+
+
+def _received(event: ComplaintReceived) -> tuple[Any, ...]:
+    """The columns ``_RECEIVED`` of a complaint, from its receipt."""
+    where = event.location
+    return (
+        *(getattr(event, column) for column in _FIXED),
+        event.body,
+        where.address if where else None,
+        where.kecamatan if where else None,
+        where.kelurahan if where else None,
+        where.lat if where else None,
+        where.lon if where else None,
+        event.incident_date,
+        event.suggested_opd,
+    )
+
+
+def _routing(event: ComplaintRouted, at: datetime) -> str:
+    """The proposal as the coordinator reads it (``tracker.complaints.routing``)."""
+    return json.dumps(
+        {
+            "opd": event.opd,
+            "opd_name": event.opd_name,
+            "rule": event.rule,
+            "reason": event.reason,
+            "confidence": event.confidence,
+            "candidates": [c.model_dump() for c in event.candidates],
+            "level": event.level,
+            "excluded": list(event.excluded),
+            "rules_version": event.rules_version,
+            "model_version": event.model_version,
+            "at": at.isoformat(),
+        }
+    )
+
+
 _COMPLAINTS = BulkWriter(
     "tracker.complaints",
     (
@@ -47,7 +100,7 @@ _COMPLAINTS = BulkWriter(
         "status",
         "opd",
         "opd_name",
-        *_FIXED,
+        *_RECEIVED,
         "received_at",
         "updated_at",
         "last_seq",
@@ -64,6 +117,7 @@ _COMPLAINTS = BulkWriter(
         "warn_at",
         "warned",
         "breached",
+        "routing",
     ),
     key=("tracking_id",),
 )
@@ -109,8 +163,10 @@ class StatusProjection:
             timer = next_timer(complaint.timer if complaint else Timer(), event, at, self.calendar)
             if complaint is None:
                 assert isinstance(event, ComplaintReceived)  # evolve starts with nothing else
-                fixed = tuple(getattr(event, column) for column in _FIXED)
-                complaint = complaints[cid] = _Complaint(fixed, after, timer, stored.seq, at)
+                complaint = _Complaint(_received(event), after, timer, stored.seq, at)
+                complaints[cid] = complaint
+            if isinstance(event, ComplaintRouted):
+                complaint.routing = _routing(event, at)
             complaint.state, complaint.timer, complaint.last_seq = after, timer, stored.seq
             complaint.updated_at = at
             changed[cid] = complaint
@@ -147,6 +203,7 @@ class StatusProjection:
             deadlines.warn_at(clock, self.policy, self.calendar) if clock else None,
             timer.warned,
             timer.breached,
+            complaint.routing,
         )
 
 
@@ -163,8 +220,9 @@ def _from_row(row: asyncpg.Record) -> _Complaint:
         followed_up=row["followed_up"],
         rating=row["rating"],
     )
-    fixed = tuple(row[c] for c in _FIXED)
-    return _Complaint(fixed, state, _timer(row), row["last_seq"], row["updated_at"])
+    fixed = tuple(row[c] for c in _RECEIVED)
+    updated_at = row["updated_at"]
+    return _Complaint(fixed, state, _timer(row), row["last_seq"], updated_at, row["routing"])
 
 
 def projection_from_env() -> StatusProjection:
