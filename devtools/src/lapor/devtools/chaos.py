@@ -34,6 +34,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import nats
+import nats.errors
 import psutil
 from nats.js.api import ConsumerInfo
 from pydantic import SecretStr
@@ -316,8 +317,13 @@ async def quiet(settings: Settings, within: float = 90) -> int:
     try:
         js, deadline, last, state = nc.jetstream(), time.monotonic() + within, -1, {}
         while time.monotonic() < deadline:
-            seq = (await js.stream_info(subjects.events_stream)).state.last_seq
-            consumers = await js.consumers_info(subjects.events_stream)
+            try:
+                seq = (await js.stream_info(subjects.events_stream)).state.last_seq
+                consumers = await js.consumers_info(subjects.events_stream)
+            except nats.errors.TimeoutError:
+                # A cluster just after a failover may answer its API late: ask again.
+                await asyncio.sleep(1)
+                continue
             checkpoints = await db.fetch("SELECT projection, last_seq FROM projection_checkpoints")
             state = {
                 **{c.name: _consumer_state(c) for c in consumers},

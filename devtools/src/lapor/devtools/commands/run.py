@@ -64,7 +64,7 @@ def run_local(settings: Settings, names: list[str], host: str, base_port: int | 
                     update={"nats_url": infra.nats_url, "database_url": infra.database_url}
                 )
                 asyncio.run(bootstrap(settings))
-                env = _service_env(settings)
+                env = _service_env(settings, every)
                 for name, port in ports.items():
                     supervisor.start(service_child(name, host, port, env))
                 _announce(settings.data_dir, infra, host, ports)
@@ -82,13 +82,17 @@ def run_local(settings: Settings, names: list[str], host: str, base_port: int | 
     return 0
 
 
-def _service_env(settings: Settings) -> dict[str, str]:
+def _service_env(settings: Settings, ports: dict[str, int]) -> dict[str, str]:
+    """The services' environment: the servers, the secret, and where each service is (a
+    service that calls another's HTTP API, such as open311, finds it at
+    ``LAPOR_<NAME>_URL``, shifted with ``--base-port`` like the ports)."""
     assert settings.nats_url and settings.database_url and settings.auth_secret
     return {
         **os.environ,
         "NATS_URL": settings.nats_url,
         "DATABASE_URL": settings.database_url,
         "LAPOR_AUTH_SECRET": settings.auth_secret.get_secret_value(),
+        **{f"LAPOR_{name.upper()}_URL": f"http://127.0.0.1:{port}" for name, port in ports.items()},
     }
 
 
