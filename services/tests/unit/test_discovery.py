@@ -7,8 +7,8 @@ from lapor.services.discovery import Service, installed_services, local_ports
 
 def test_every_service_of_the_workspace_is_found_in_the_order_of_its_port() -> None:
     services = installed_services()
-    assert list(services) == ["intake", "tracker", "analytics", "router", "open311"]
-    assert [s.port for s in services.values()] == [8080, 8081, 8082, 8083, 8084]
+    assert list(services) == ["intake", "tracker", "analytics", "router", "open311", "portal"]
+    assert [s.port for s in services.values()] == [8080, 8081, 8082, 8083, 8084, 8085]
 
 
 def test_a_base_port_shifts_every_port_together() -> None:

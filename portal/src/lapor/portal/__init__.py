@@ -1,0 +1,1 @@
+"""The citizen-facing web pages: a client of intake, the tracker and analytics over HTTP."""

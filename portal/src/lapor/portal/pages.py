@@ -1,0 +1,325 @@
+"""The pages. Every one is server-rendered HTML that works without JavaScript; the data
+comes from intake (``POST /complaints``), the tracker (``GET /complaints``,
+``GET /complaints/{id}``) and analytics (``GET /metrics/completion``,
+``GET /metrics?by=month``) over HTTP.
+
+| path | page |
+| --- | --- |
+| ``/`` | home: what to do here |
+| ``/lapor`` | the report form (GET), submitting it (POST: the confirmation) |
+| ``/lacak`` | the tracking form (``?id=`` goes to the complaint's page) |
+| ``/lacak/{id}`` | one complaint's status, unit, due date and timeline |
+| ``/statistik`` | the public dashboard |
+| ``/laporan`` | the public list of complaints (never a confidential one) |
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+from zoneinfo import ZoneInfo
+
+import httpx
+import jinja2
+import structlog
+from babel.dates import format_date, format_datetime
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from lapor.portal import csrf as csrf_
+from lapor.portal import domain, i18n
+from lapor.shared.tracking import PATTERN, normalise
+
+TRACKING_ID = re.compile(PATTERN)
+
+log = structlog.get_logger(__name__)
+router = APIRouter(include_in_schema=False)
+
+LIST_PAGE = 25
+
+
+class Unavailable(Exception):
+    """An upstream service did not answer as it should (the page says so: 503)."""
+
+
+@dataclass
+class Portal:
+    """What the pages need, built once per app (``app.state.portal``)."""
+
+    intake: httpx.AsyncClient
+    tracker: httpx.AsyncClient
+    analytics: httpx.AsyncClient
+    environments: dict[str, jinja2.Environment]
+    csrf: csrf_.Csrf
+    categories: list[tuple[str, str]]
+    """(code, words) of every routing category."""
+    places: dict[str, tuple[str, ...]]
+    """Each kecamatan and its kelurahan."""
+    timezone: ZoneInfo
+    site_name: str
+    units: dict[str, str] = field(default_factory=dict)
+
+    async def call(self, client: httpx.AsyncClient, method: str, path: str, **kw: Any):
+        try:
+            return await client.request(method, path, **kw)
+        except httpx.HTTPError as e:
+            log.warning("upstream unreachable", path=path, error=repr(e))
+            raise Unavailable(path) from None
+
+
+def portal_of(request: Request) -> Portal:
+    return request.app.state.portal
+
+
+def language(request: Request) -> str:
+    return i18n.choose(request.query_params.get("lang"), request.cookies.get(i18n.COOKIE))
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    portal = portal_of(request)
+    lang = language(request)
+    env = portal.environments[lang]
+    gettext = i18n.translations(lang).gettext
+    html = env.get_template(template).render(
+        request=request,
+        lang=lang,
+        other_lang="en" if lang == "id" else "id",
+        site_name=portal.site_name,
+        units=portal.units,
+        path=request.url.path,
+        number=lambda v: i18n.number(v, lang),
+        rate=lambda v: i18n.percent(v, lang),
+        day=lambda v: _day(v, lang),
+        moment=lambda v: _moment(v, lang, portal.timezone),
+        status_words=lambda s: gettext(domain.PUBLIC_STATUS.get(s, domain.OTHER_EVENT)),
+        event_words=lambda e: gettext(domain.EVENT_WORDS.get(e, domain.OTHER_EVENT)),
+        **context,
+    )
+    response = HTMLResponse(html, status_code=status_code)
+    if request.query_params.get("lang") in i18n.LANGUAGES:
+        response.set_cookie(i18n.COOKIE, lang, max_age=365 * 86400, samesite="lax", httponly=True)
+    return response
+
+
+def _day(value: str | date | None, lang: str) -> str:
+    if not value:
+        return "–"
+    if isinstance(value, str):
+        value = date.fromisoformat(value[:10])
+    return format_date(value, format="long", locale=lang)
+
+
+def _moment(value: str | datetime | None, lang: str, tz: ZoneInfo) -> str:
+    if not value:
+        return "–"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return format_datetime(value, "d MMMM y, HH:mm zzz", tzinfo=tz, locale=lang)
+
+
+async def form_data(request: Request) -> dict[str, str]:
+    """An ``application/x-www-form-urlencoded`` body (what a plain HTML form sends)."""
+    raw = (await request.body()).decode("utf-8", errors="replace")
+    return dict(parse_qsl(raw, keep_blank_values=True))
+
+
+# --- home --------------------------------------------------------------------------------
+
+
+@router.get("/", response_class=HTMLResponse)
+async def home(request: Request) -> Response:
+    return render(request, "home.html")
+
+
+# --- reporting ---------------------------------------------------------------------------
+
+
+def _form_page(
+    request: Request,
+    values: dict[str, str] | None = None,
+    errors: dict[str, list[tuple[str, dict]]] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    portal = portal_of(request)
+    token = request.cookies.get(csrf_.COOKIE)
+    if not portal.csrf.valid(token):
+        token = portal.csrf.issue()
+    values = dict(values or {})
+    if not _is_key(values.get("key")):
+        values["key"] = uuid.uuid4().hex
+    response = render(
+        request,
+        "report.html",
+        status_code=status_code,
+        values=values,
+        errors=errors or {},
+        csrf_token=token,
+        report_types=domain.REPORT_TYPES,
+        labels=domain.FIELD_LABELS,
+        categories=portal.categories,
+        places=portal.places,
+    )
+    response.set_cookie(
+        csrf_.COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _is_key(value: str | None) -> bool:
+    return bool(value) and len(value) == 32 and all(c in "0123456789abcdef" for c in value)
+
+
+@router.get("/lapor", response_class=HTMLResponse)
+async def report_form(request: Request) -> Response:
+    return _form_page(request)
+
+
+@router.post("/lapor", response_class=HTMLResponse)
+async def report_submit(request: Request) -> Response:
+    portal = portal_of(request)
+    values = await form_data(request)
+    if not portal.csrf.check(request.cookies.get(csrf_.COOKIE), values.get(csrf_.FIELD)):
+        return render(request, "forbidden.html", status_code=403)
+    key = values.get("key") if _is_key(values.get("key")) else uuid.uuid4().hex
+    answer = await portal.call(
+        portal.intake,
+        "POST",
+        "/complaints",
+        json=domain.submission(values),
+        headers={"Idempotency-Key": f"portal-{key}"},
+    )
+    if answer.status_code == 422:
+        errors = domain.field_errors(answer.json().get("errors") or [])
+        return _form_page(request, values, errors or {domain.GENERAL_ERROR: []}, 422)
+    if answer.status_code != 202:
+        log.warning("intake refused", status=answer.status_code)
+        raise Unavailable("/complaints")
+    accepted = answer.json()
+    response = render(
+        request,
+        "submitted.html",
+        tracking_id=accepted["tracking_id"],
+        reporter_secret=accepted.get("reporter_secret"),
+        title=values.get("title", ""),
+        confidential=values.get("confidential") == "on",
+        anonymous=values.get("anonymous") == "on",
+        submitted_at=datetime.now(portal.timezone).isoformat(),
+    )
+    # The secret is on this page only: no cache keeps it, no URL carries it.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# --- tracking ----------------------------------------------------------------------------
+
+
+@router.get("/lacak", response_class=HTMLResponse)
+async def track_form(request: Request, id: str | None = None) -> Response:
+    if id is None:
+        return render(request, "track.html", given="", error=None)
+    tracking_id = normalise(id.strip())
+    if not TRACKING_ID.fullmatch(tracking_id):
+        return render(request, "track.html", status_code=422, given=id, error="invalid")
+    return RedirectResponse(f"/lacak/{tracking_id}", status_code=303)
+
+
+@router.get("/lacak/{tracking_id}", response_class=HTMLResponse)
+async def track(request: Request, tracking_id: str) -> Response:
+    portal = portal_of(request)
+    wanted = normalise(tracking_id)
+    if not TRACKING_ID.fullmatch(wanted):
+        return render(request, "track.html", status_code=404, given=tracking_id, error="unknown")
+    if wanted != tracking_id:
+        return RedirectResponse(f"/lacak/{wanted}", status_code=301)
+    answer = await portal.call(portal.tracker, "GET", f"/complaints/{wanted}")
+    if answer.status_code == 404:
+        return render(request, "track.html", status_code=404, given=wanted, error="unknown")
+    if answer.status_code != 200:
+        raise Unavailable("/complaints/{id}")
+    return render(request, "complaint.html", complaint=answer.json())
+
+
+# --- public figures and list -------------------------------------------------------------
+
+
+@router.get("/statistik", response_class=HTMLResponse)
+async def dashboard(request: Request) -> Response:
+    portal = portal_of(request)
+    completion = await portal.call(portal.analytics, "GET", "/metrics/completion")
+    monthly = await portal.call(portal.analytics, "GET", "/metrics", params={"by": "month"})
+    if completion.status_code != 200 or monthly.status_code != 200:
+        raise Unavailable("/metrics")
+    report = completion.json()
+    overall = report["overall"]
+    units = sorted(
+        (u for u in report["per_opd"] if u.get("opd")),
+        key=lambda u: (-u["received"], u.get("opd_name") or u["opd"]),
+    )
+    unit_bars = domain.hbars(
+        [(u.get("opd_name") or u["opd"], float(u["completion_rate"] or 0)) for u in units], 100
+    )
+    months = sorted(monthly.json()["groups"], key=lambda g: g.get("key") or "")[-12:]
+    trend = domain.line_chart(
+        [_month(g["key"], language(request)) for g in months],
+        {
+            "received": [g["received"] for g in months],
+            "finished": [g["finished"] for g in months],
+        },
+    )
+    received, resolved = overall["received"], overall["resolved"]
+    split = domain.hbars([("finished", resolved), ("open", max(0, received - resolved))], received)
+    return render(
+        request,
+        "dashboard.html",
+        overall=overall,
+        unit_rows=units,
+        unit_bars=unit_bars,
+        months=months,
+        trend=trend,
+        split=split,
+        open_count=max(0, received - resolved),
+        bar_width=domain.HBAR_WIDTH,
+        bar_row=domain.HBAR_ROW,
+    )
+
+
+def _month(key: str | None, lang: str) -> str:
+    if not key:
+        return "–"
+    year, month = key.split("-")[:2]
+    return format_date(date(int(year), int(month), 1), "MMM y", locale=lang)
+
+
+@router.get("/laporan", response_class=HTMLResponse)
+async def public_list(
+    request: Request, status: str | None = None, after: str | None = None
+) -> Response:
+    portal = portal_of(request)
+    params: dict[str, Any] = {"limit": LIST_PAGE}
+    if status in domain.PUBLIC_STATUS:
+        params["status"] = status
+    else:
+        status = None
+    if after and TRACKING_ID.fullmatch(after):
+        params["after"] = after
+    answer = await portal.call(portal.tracker, "GET", "/complaints", params=params)
+    if answer.status_code != 200:
+        raise Unavailable("/complaints")
+    page = answer.json()
+    return render(
+        request,
+        "list.html",
+        items=page["items"],
+        next_after=page.get("next_after"),
+        status=status,
+        statuses=[s for s in domain.PUBLIC_STATUS if s != "answered"],
+    )
