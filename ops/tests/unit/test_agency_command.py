@@ -26,6 +26,8 @@ NOW = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
 def new_state() -> onboarding.State:
     state = onboarding.State(subject_root="lapor", deployment="kota_pontianak")
     state.service_password_hash = natsauth.hash_password("svc", rounds=4)
+    for role in natsauth.SERVICE_ROLES:
+        state.service_users[role] = natsauth.hash_password(f"svc-{role}", rounds=4)
     return state
 
 
@@ -156,7 +158,8 @@ def test_add_before_the_service_user_is_refused_and_writes_nothing(lapor, tmp_pa
     code, out, err = lapor("agency", "add", A)
     assert (code, out) == (2, "")
     assert err.splitlines() == [
-        "lapor agency: no service user yet: run `lapor nats-users USERS_FILE --state STATE` first"
+        "lapor agency: no password yet for the user(s) of intake, router, tracker, analytics, "
+        "ops: run `lapor nats-users USERS_FILE --state STATE` first"
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
@@ -167,6 +170,15 @@ def test_the_operators_round(lapor, tmp_path: Path) -> None:
     password = (tmp_path / "nats-service-password").read_text().strip()
     assert password not in out and "nats-service-password (mode 0600)" in out
     first_hash = json.loads((tmp_path / "agencies.json").read_text())["service_password_hash"]
+    passwords = {}
+    for role in natsauth.SERVICE_ROLES:
+        path = tmp_path / "nats-passwords" / role
+        passwords[role] = path.read_text().strip()
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert passwords[role] not in out and f"nats-passwords/{role} (mode 0600)" in out
+        assert f"tls://{role}:<that password>@<host>:4222 (Secret lapor-nats-{role})" in out
+    assert stat.S_IMODE((tmp_path / "nats-passwords").stat().st_mode) == 0o700
+    assert len(set(passwords.values()) | {password}) == 5
 
     code, out, _ = lapor("agency", "add", A, "--name", "Rina", "--public-url", "nats://x:4222")
     assert code == 0
@@ -190,8 +202,13 @@ def test_the_operators_round(lapor, tmp_path: Path) -> None:
     state = json.loads((tmp_path / "agencies.json").read_text())
     assert state["service_password_hash"] == first_hash
     assert (tmp_path / "nats-service-password").read_text().strip() == password
+    for role in natsauth.SERVICE_ROLES:
+        assert (tmp_path / "nats-passwords" / role).read_text().strip() == passwords[role]
     users = (tmp_path / "users.conf").read_text()
     assert public_a in users and public_b in users and password not in users
+    assert not any(p in users for p in passwords.values())
+    names = [u.get("user") for u in json.loads(users)["authorization"]["users"]]
+    assert names[:5] == ["lapor", "intake", "router", "tracker", "analytics"]
 
     code, out, _ = lapor("agency", "rotate", A)
     assert code == 0 and "from the reload on the old credential is refused" in out
@@ -206,12 +223,36 @@ def test_the_operators_round(lapor, tmp_path: Path) -> None:
     code, out, _ = lapor("agency", "list")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0] == "subject root lapor, deployment kota_pontianak, service user set"
+    assert lines[0] == "subject root lapor, deployment kota_pontianak, service users set"
     assert lines[1].startswith(f"{A}: {REGISTRY.get(A).name}; issued to Rina; added ")
     assert lines[2:] == ["revoked keys: 2 (listed in the agencies file)"]
 
+    code, out, _ = lapor("nats-users", "users.conf", "--no-consumers", "--new-password", "router")
+    assert code == 0 and "user router (router): new password" in out and "user intake" not in out
+    assert (tmp_path / "nats-passwords" / "router").read_text().strip() != passwords["router"]
+    assert (tmp_path / "nats-passwords" / "intake").read_text().strip() == passwords["intake"]
+    assert (tmp_path / "nats-service-password").read_text().strip() == password
+
     assert lapor("nats-users", "users.conf", "--no-consumers", "--new-service-password")[0] == 0
     assert (tmp_path / "nats-service-password").read_text().strip() != password
+    assert (tmp_path / "nats-passwords" / "intake").read_text().strip() != passwords["intake"]
+
+
+def test_a_state_of_the_single_service_user_keeps_it_as_the_ops_user(lapor, tmp_path: Path) -> None:
+    """Upgrading: an agencies file with only the old service user ``lapor`` keeps its
+    password (now the ops user's) and gains the four services' users."""
+    old = onboarding.State(subject_root="lapor", deployment="kota_pontianak")
+    old.service_password_hash = natsauth.hash_password("old", rounds=4)
+    old.save(tmp_path / "agencies.json")
+    code, out, _ = lapor("nats-users", "users.conf", "--no-consumers")
+    assert code == 0 and "user lapor" not in out
+    assert not (tmp_path / "nats-service-password").exists()
+    state = json.loads((tmp_path / "agencies.json").read_text())
+    assert state["service_password_hash"] == old.service_password_hash
+    assert sorted(state["service_users"]) == sorted(natsauth.SERVICE_ROLES)
+    assert sorted(p.name for p in (tmp_path / "nats-passwords").iterdir()) == sorted(
+        natsauth.SERVICE_ROLES
+    )
 
 
 @pytest.mark.parametrize(

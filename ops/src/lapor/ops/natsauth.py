@@ -4,10 +4,18 @@ never leaves its own hands.
 Who signs in how
 ----------------
 
-* The services share one user, ``lapor`` (:data:`SERVICE_USER`), with full permissions
-  and a password. The users file keeps only its bcrypt hash (:func:`hash_password`;
-  nats-server recognises a ``$2a$…`` password as a hash); the password itself goes into
-  ``NATS_URL`` of the services, through a Secret.
+* Each service signs in as its own user, ``intake``, ``router``, ``tracker``,
+  ``analytics`` (:data:`SERVICE_ROLES`), with a password and the least permissions it
+  works with (:func:`service_permissions`): only intake may write the reporters' stream,
+  and no service may read it. The operations commands (migrate, audit, replay, backup,
+  ``lapor router train``, ``lapor agency consumers``) sign in as ``lapor``
+  (:data:`SERVICE_USER`, role ``ops``), with every permission: they create and change
+  streams, read every stream (the backup includes the reporters'), and create the
+  agencies' consumers. It is the name of the single service user of earlier releases, so
+  an existing password and Secret ``lapor-nats`` stay valid for the Jobs. The users file
+  keeps only bcrypt hashes (:func:`hash_password`; nats-server recognises a ``$2a$…``
+  password as a hash); each password goes into the ``NATS_URL`` of its role, through a
+  Secret of its own.
 * Each onboarded agency signs in with an **nkey**: an Ed25519 key pair. The users file
   keeps only the public key (``U…``); the seed (``SU…``) is written once, into a file
   only the operator can read, and handed to the agency. The server sends a nonce, the
@@ -26,7 +34,7 @@ nothing: any user that may publish to the JetStream API can create a consumer on
 agency stream with any filter, fetch from another agency's durable, or read single
 messages with ``STREAM.MSG.GET`` / ``DIRECT.GET``. So the design here is:
 
-* the ``lapor`` service user pre-creates, for every unit, one durable pull consumer
+* the ``lapor`` ops user pre-creates, for every unit, one durable pull consumer
   ``agency_<opd>`` on the agency stream, filtered to ``<root>.agency.<opd>.>``
   (:func:`create_agency_consumers`, :func:`create_agency_consumer`);
 * an agency user gets **no** permission to create, update or delete consumers, to get
@@ -75,7 +83,23 @@ from lapor.shared.registry import Registry
 from lapor.shared.subjects import Subjects
 
 SERVICE_USER = "lapor"
-"""The user every service connects as; full permissions."""
+"""The operations user (role ``ops``): migrate, audit, replay, backup, ``lapor router
+train``, ``lapor agency consumers``. The name is the one the single service user of
+earlier releases had, so that its password and the Secret ``lapor-nats`` stay valid."""
+
+OPS = "ops"
+SERVICE_ROLES = ("intake", "router", "tracker", "analytics")
+"""The long-running services, each with a user of its own and least privileges
+(:func:`service_permissions`); the user's name is the role's."""
+ROLES = (*SERVICE_ROLES, OPS)
+
+
+def user_of(role: str) -> str:
+    """The NATS user name of a role: the role itself, ``lapor`` for ``ops``."""
+    if role not in ROLES:
+        raise ValueError(f"no NATS role {role!r} (roles: {', '.join(ROLES)})")
+    return SERVICE_USER if role == OPS else role
+
 
 BCRYPT_ROUNDS = 11
 """Cost of the service password's hash: a service connects rarely, so a slow check is
@@ -140,6 +164,118 @@ async def create_agency_consumers(
 ) -> list[str]:
     """Every unit's durable (:func:`create_agency_consumer`); returns their names."""
     return [await create_agency_consumer(js, unit.code, subjects) for unit in registry.units]
+
+
+# --- the services' users -----------------------------------------------------------------
+
+
+def _consumers_on(stream: str) -> list[str]:
+    """The JetStream API a reader of ``stream`` needs for its own consumers: create them
+    (durable, named or ephemeral), read their info, fetch, acknowledge, delete (a
+    projection's follower recreates its durable; an ephemeral reader deletes its own)."""
+    api = "$JS.API.CONSUMER"
+    return [
+        f"{api}.CREATE.{stream}",
+        f"{api}.CREATE.{stream}.>",
+        f"{api}.DURABLE.CREATE.{stream}.>",
+        f"{api}.INFO.{stream}.>",
+        f"{api}.DELETE.{stream}.>",
+        f"{api}.MSG.NEXT.{stream}.>",
+        f"$JS.ACK.{stream}.>",
+    ]
+
+
+def _reads_bucket(stream: str) -> list[str]:
+    """Reading and watching a key-value bucket or object store (``KV_<b>``, ``OBJ_<b>``):
+    single reads, and the ordered push consumers of ``watch``, ``history`` and object
+    reads (with their flow control replies)."""
+    return [
+        f"$JS.API.STREAM.MSG.GET.{stream}",
+        f"$JS.API.DIRECT.GET.{stream}",
+        f"$JS.API.DIRECT.GET.{stream}.>",
+        f"$JS.API.CONSUMER.CREATE.{stream}",
+        f"$JS.API.CONSUMER.CREATE.{stream}.>",
+        f"$JS.API.CONSUMER.INFO.{stream}.>",
+        f"$JS.API.CONSUMER.DELETE.{stream}.>",
+        f"$JS.FC.{stream}.>",
+    ]
+
+
+def reporters_denied(subjects: Subjects) -> dict[str, list[str]]:
+    """What no service but intake may do with the reporters' stream (names, phones,
+    e-mails), denied explicitly so that a later, wider allow cannot open it: subscribe to
+    its subjects, publish to them, read its messages, make or use a consumer on it.
+    (``STREAM.INFO`` stays allowed: ``lapor migrate --check`` checks it exists.)"""
+    stream = subjects.reporters_stream
+    return {
+        "publish": [
+            subjects.all_reporters,
+            f"$JS.API.STREAM.MSG.GET.{stream}",
+            f"$JS.API.DIRECT.GET.{stream}",
+            f"$JS.API.DIRECT.GET.{stream}.>",
+            f"$JS.API.CONSUMER.*.{stream}",
+            f"$JS.API.CONSUMER.*.{stream}.>",
+            f"$JS.API.CONSUMER.*.*.{stream}.>",
+            f"$JS.ACK.{stream}.>",
+        ],
+        "subscribe": [subjects.all_reporters],
+    }
+
+
+def service_permissions(role: str, subjects: Subjects) -> dict[str, Any] | None:
+    """nats-server ``permissions`` of a role's user (``None`` for ``ops``: everything).
+
+    Every service may: ask ``$JS.API.INFO`` and the info of each stream and bucket (what
+    ``lapor migrate --check`` in its init container does: configuration and counts, no
+    message), read single events of the log (``STREAM.MSG.GET`` on the events stream:
+    optimistic appends, checkpoint ages), receive replies on ``_INBOX.>``. Then:
+
+    * ``intake`` appends ``complaint.received`` and writes the reporter's record to
+      ``<root>.reporter.<id>``: the only user that may write the reporters' stream. It
+      reads no consumer.
+    * ``router`` reads the log through its consumers, appends ``complaint.routed`` and
+      ``complaint.disposed``, publishes the agencies' copies to ``<root>.agency.>``,
+      reads and watches the rules bucket and the models' object store, parks dead
+      letters.
+    * ``tracker`` reads the log through its consumers (read model, deadlines), appends
+      the complaint's later events (anything but ``complaint.received``), parks dead
+      letters.
+    * ``analytics`` reads the log through its consumers and parks dead letters; it
+      writes nothing else.
+
+    None of them may read the reporters' stream (:func:`reporters_denied`), the agency
+    stream's consumers, or create, change or delete a stream."""
+    user_of(role)
+    if role == OPS:
+        return None
+    s = subjects
+    events = s.events_stream
+    buckets = [f"KV_{s.routing_rules_bucket}", f"OBJ_{s.routing_models_bucket}"]
+    streams = [events, s.agency_stream, s.reporters_stream, s.dead_letter_stream, *buckets]
+    publish = ["$JS.API.INFO", *(f"$JS.API.STREAM.INFO.{name}" for name in streams)]
+    publish.append(f"$JS.API.STREAM.MSG.GET.{events}")
+    deny: dict[str, list[str]] = {"publish": [], "subscribe": []}
+    if role == "intake":
+        publish += [s.of_type("complaint.received"), f"{s.root}.reporter.*"]
+    else:
+        publish += [*_consumers_on(events), s.dead_letter("*")]
+        deny = reporters_denied(s)
+    if role == "router":
+        publish += [s.of_type("complaint.routed"), s.of_type("complaint.disposed")]
+        publish += [s.all_agencies]
+        for bucket in buckets:
+            publish += _reads_bucket(bucket)
+    elif role == "tracker":
+        publish.append(s.all_events)
+        deny["publish"].append(s.of_type("complaint.received"))
+    permissions: dict[str, Any] = {
+        "publish": {"allow": publish},
+        "subscribe": {"allow": ["_INBOX.>"]},
+    }
+    for direction, denied in deny.items():
+        if denied:
+            permissions[direction]["deny"] = denied
+    return permissions
 
 
 # --- credentials ------------------------------------------------------------------------
@@ -209,16 +345,35 @@ def is_password_hash(value: str) -> bool:
 
 
 def authorization(
-    subjects: Subjects, *, service_password: str, agencies: Mapping[str, str]
+    subjects: Subjects,
+    *,
+    service_password: str,
+    agencies: Mapping[str, str],
+    service_passwords: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The ``authorization`` block: the service user, then one nkey user per agency.
+    """The ``authorization`` block: the ops user ``lapor``, one user per service role
+    (:data:`SERVICE_ROLES`) with its permissions, then one nkey user per agency.
 
-    ``service_password`` is written as given: a bcrypt hash (:func:`hash_password`) in a
-    deployment. ``agencies`` maps each onboarded unit to its public key."""
+    Passwords are written as given: bcrypt hashes (:func:`hash_password`) in a deployment.
+    ``service_password`` is the ops user's; ``service_passwords`` maps each service role
+    to its own (``None``: the ops user only, as before per-service users). ``agencies``
+    maps each onboarded unit to its public key."""
     if not service_password:
         raise ValueError("empty service password")
     _check_agencies(agencies)
     users: list[dict[str, Any]] = [{"user": SERVICE_USER, "password": service_password}]
+    if service_passwords is not None:
+        missing = [role for role in SERVICE_ROLES if not service_passwords.get(role)]
+        if missing:
+            raise ValueError(f"no password for the service user(s) {', '.join(missing)}")
+        users += [
+            {
+                "user": user_of(role),
+                "password": service_passwords[role],
+                "permissions": service_permissions(role, subjects),
+            }
+            for role in SERVICE_ROLES
+        ]
     users += [
         {"nkey": agencies[opd], "permissions": agency_permissions(opd, subjects)}
         for opd in sorted(agencies)
@@ -227,12 +382,21 @@ def authorization(
 
 
 def authorization_config(
-    subjects: Subjects, *, service_password: str, agencies: Mapping[str, str]
+    subjects: Subjects,
+    *,
+    service_password: str,
+    agencies: Mapping[str, str],
+    service_passwords: Mapping[str, str] | None = None,
 ) -> str:
     """Only the users, for ``include "users.conf"`` in a hand-written server configuration
     (such as ``deploy/nats/nats-server.conf``). JSON, which the NATS configuration parser
     reads as it is (quoted strings are never taken for ``$variables``)."""
-    block = authorization(subjects, service_password=service_password, agencies=agencies)
+    block = authorization(
+        subjects,
+        service_password=service_password,
+        agencies=agencies,
+        service_passwords=service_passwords,
+    )
     return _dump({"authorization": block})
 
 
@@ -243,6 +407,7 @@ def server_config(
     store_dir: str,
     service_password: str,
     agencies: Mapping[str, str],
+    service_passwords: Mapping[str, str] | None = None,
     host: str = "127.0.0.1",
     extra: Mapping[str, Any] | None = None,
 ) -> str:
@@ -253,7 +418,10 @@ def server_config(
         "listen": f"{host}:{port}",
         "jetstream": {"store_dir": str(store_dir)},
         "authorization": authorization(
-            subjects, service_password=service_password, agencies=agencies
+            subjects,
+            service_password=service_password,
+            agencies=agencies,
+            service_passwords=service_passwords,
         ),
     }
     config.update(extra or {})
@@ -287,8 +455,9 @@ def _dump(config: Mapping[str, Any]) -> str:
 
 
 def _check_agencies(agencies: Mapping[str, str]) -> None:
-    if SERVICE_USER in agencies:
-        raise ValueError(f"an OPD code may not be {SERVICE_USER!r}: it is the service user")
+    for name in (SERVICE_USER, *ROLES):
+        if name in agencies:
+            raise ValueError(f"an OPD code may not be {name!r}: it is a service user")
     for opd, key in agencies.items():
         if not re.match(OPD_CODE, opd):
             raise ValueError(f"not an OPD code: {opd!r}")

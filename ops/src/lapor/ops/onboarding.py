@@ -4,7 +4,8 @@
 One JSON file (``agencies.json`` by default; in Kubernetes the Secret ``lapor-agencies``)
 records, for the deployment's subject root:
 
-* the service user's password, as a bcrypt hash;
+* the ops user's (``lapor``) password and each service role's (``intake``, ``router``,
+  ``tracker``, ``analytics``), as bcrypt hashes;
 * each onboarded agency: its OPD code, who its credential was issued to, its **public**
   nkey, when it was added and last rotated;
 * every public key revoked (rotated or removed), with when and why: an audit trail.
@@ -61,6 +62,10 @@ class State:
     subject_root: str
     deployment: str
     service_password_hash: str | None = None
+    """The ops user's (``lapor``); the only service user of files written before the
+    per-service users, kept as it was when such a file is loaded."""
+    service_users: dict[str, str] = field(default_factory=dict)
+    """Each service role's password hash (``natsauth.SERVICE_ROLES``)."""
     agencies: dict[str, Agency] = field(default_factory=dict)
     revoked: list[Revoked] = field(default_factory=list)
 
@@ -84,6 +89,7 @@ class State:
             subject_root=data["subject_root"],
             deployment=data["deployment"],
             service_password_hash=data.get("service_password_hash"),
+            service_users=dict(data.get("service_users") or {}),
             agencies={a["opd"]: Agency(**a) for a in data.get("agencies", [])},
             revoked=[Revoked(**r) for r in data.get("revoked", [])],
         )
@@ -101,6 +107,9 @@ class State:
             state.service_password_hash
         ):
             raise ValueError(f"{path}: service_password_hash is not a bcrypt hash")
+        for role, digest in state.service_users.items():
+            if role not in natsauth.SERVICE_ROLES or not natsauth.is_password_hash(digest):
+                raise ValueError(f"{path}: service_users: {role!r} is not a role with a hash")
         for agency in state.agencies.values():
             natsauth.check_public_key(agency.public_key)
         return state
@@ -112,30 +121,49 @@ class State:
             "subject_root": self.subject_root,
             "deployment": self.deployment,
             "service_password_hash": self.service_password_hash,
+            "service_users": dict(sorted(self.service_users.items())),
             "agencies": [asdict(self.agencies[opd]) for opd in sorted(self.agencies)],
             "revoked": [asdict(r) for r in self.revoked],
         }
         natsauth.write_private(path, json.dumps(data, indent=2) + "\n")
 
     def users_config(self) -> str:
-        """The NATS users file: the service user and every onboarded agency."""
-        if self.service_password_hash is None:
+        """The NATS users file: the ops user, each service's user, every onboarded
+        agency."""
+        missing = self.missing_roles()
+        if missing:
             raise ValueError(
-                "no service user yet: run `lapor nats-users USERS_FILE --state STATE` first"
+                f"no password yet for the user(s) of {', '.join(missing)}: "
+                "run `lapor nats-users USERS_FILE --state STATE` first"
             )
+        assert self.service_password_hash is not None
         return natsauth.authorization_config(
             self.subjects,
             service_password=self.service_password_hash,
+            service_passwords=self.service_users,
             agencies={opd: a.public_key for opd, a in self.agencies.items()},
         )
 
+    def missing_roles(self) -> list[str]:
+        """The roles (``natsauth.ROLES``) whose user has no password yet."""
+        missing = [role for role in natsauth.SERVICE_ROLES if role not in self.service_users]
+        if self.service_password_hash is None:
+            missing.append(natsauth.OPS)
+        return missing
+
     # --- changes ----------------------------------------------------------------------
 
-    def new_service_password(self) -> str:
-        """A new password for the service user; the state keeps only its hash. Returns
-        the password, to be written to a private file and never printed."""
+    def new_service_password(self, role: str = natsauth.OPS) -> str:
+        """A new password for the user of ``role`` (default the ops user ``lapor``); the
+        state keeps only its hash. Returns the password, to be written to a private file
+        and never printed."""
+        natsauth.user_of(role)
         password = secrets.token_urlsafe(32)
-        self.service_password_hash = natsauth.hash_password(password)
+        digest = natsauth.hash_password(password)
+        if role == natsauth.OPS:
+            self.service_password_hash = digest
+        else:
+            self.service_users[role] = digest
         return password
 
     def add(
@@ -143,8 +171,8 @@ class State:
     ) -> natsauth.AgencyKey:
         """Onboard a unit of the deployment's registry; returns its new key (hand over the
         seed). A unit onboarded already is refused: that is what :meth:`rotate` is for."""
-        if opd == natsauth.SERVICE_USER:
-            raise ValueError(f"an OPD code may not be {natsauth.SERVICE_USER!r}")
+        if opd in (natsauth.SERVICE_USER, *natsauth.ROLES):
+            raise ValueError(f"an OPD code may not be {opd!r}: it is a service user")
         unit = registry.get(opd)
         if unit is None:
             raise ValueError(
@@ -203,6 +231,16 @@ def write_password(path: Path, password: str) -> None:
     if path.parent != Path(""):
         path.parent.mkdir(parents=True, exist_ok=True)
     natsauth.write_private(path, password + "\n")
+
+
+def write_password_in(directory: Path, role: str, password: str) -> Path:
+    """Write a service user's password to ``<directory>/<role>`` (the folder 0700, the
+    file 0600), the only copy; returns its path."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    path = directory / role
+    natsauth.write_private(path, password + "\n")
+    return path
 
 
 def _stamp(now: datetime | None) -> str:

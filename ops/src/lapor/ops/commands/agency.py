@@ -5,7 +5,7 @@ deployment's NATS, each with its own credential (``lapor.ops.onboarding``).
 NATS users file (``--users``) from it, and write a new seed to ``--credentials-dir``. They
 never talk to NATS, so they run where the agencies file is kept (an operator's machine);
 a change takes effect when the users file reaches the NATS servers and they reload.
-``consumers`` runs where NATS is reachable as the service user and creates the agencies'
+``consumers`` runs where NATS is reachable as the ops user ``lapor`` and creates the agencies'
 durable consumers. No secret is ever printed: a seed goes to a file (0600) whose path is
 printed. The procedure: ``deploy/docs/agencies.md``.
 """
@@ -72,7 +72,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
 
     consumers = sub.add_parser(
         "consumers",
-        help="create agencies' durable consumers (as the service user of NATS_URL)",
+        help="create agencies' durable consumers (as the ops user lapor, NATS_URL)",
     )
     consumers.add_argument("opd", nargs="*", help="the units (default: every unit of the registry)")
 
@@ -129,7 +129,7 @@ def change(settings: Settings, args: argparse.Namespace) -> int:
         key = state.rotate(opd)
     else:
         removed = state.remove(opd)
-    users = state.users_config()  # refuses before anything is written, e.g. no service user
+    users = state.users_config()  # refuses before anything is written, e.g. no service users
 
     # The seed first: if a later step fails, nothing accepts the new key yet.
     seed = onboarding.write_seed(args.credentials_dir, opd, key) if key else None
@@ -157,7 +157,7 @@ def change(settings: Settings, args: argparse.Namespace) -> int:
         f"{USERS_SECRET}, and reload NATS;"
     )
     if what == "add":
-        print(f"  once: lapor agency consumers {opd}  (where NATS_URL is the service user's)")
+        print(f"  once: lapor agency consumers {opd}  (where NATS_URL is the ops user lapor's)")
     elif what == "rotate":
         print("  from the reload on the old credential is refused")
     else:
@@ -193,9 +193,10 @@ def how_to_subscribe(state: State, opd: str, seed_file: str, public_url: str) ->
 
 def listing(state: State, registry: Registry) -> str:
     """The onboarded agencies: who holds each credential, since when, its public key."""
-    service = "set" if state.service_password_hash else "not set (lapor nats-users)"
+    missing = state.missing_roles()
+    service = f"not set: {', '.join(missing)} (lapor nats-users)" if missing else "set"
     lines = [
-        f"subject root {state.subject_root}, deployment {state.deployment}, service user {service}"
+        f"subject root {state.subject_root}, deployment {state.deployment}, service users {service}"
     ]
     if not state.agencies:
         lines.append("no agency onboarded")
@@ -227,7 +228,7 @@ def consumers(settings: Settings, opds: list[str]) -> int:
 
 
 async def create_consumers(settings: Settings, opds: list[str]) -> list[str]:
-    """The durables of ``opds``, created as the user of ``NATS_URL`` (the service user)."""
+    """The durables of ``opds``, created as the user of ``NATS_URL`` (the ops user)."""
     import nats
 
     from lapor.ops import natsauth
