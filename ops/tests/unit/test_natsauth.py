@@ -96,6 +96,11 @@ def test_an_agency_key_is_a_user_nkey_whose_seed_is_kept_out_of_repr() -> None:
     assert natsauth.new_agency_key().public != key.public
 
 
+def _broken_checksum(public: str) -> str:
+    """The key with its last character changed (to one it surely is not)."""
+    return public[:-1] + ("B" if public.endswith("A") else "A")
+
+
 @pytest.mark.parametrize(
     "bad",
     [
@@ -103,7 +108,7 @@ def test_an_agency_key_is_a_user_nkey_whose_seed_is_kept_out_of_repr() -> None:
         "not base32!",
         "S" + natsauth.new_agency_key().public[1:],  # not a user key
         natsauth.new_agency_key().seed,  # a seed is no public key
-        natsauth.new_agency_key().public[:-1] + "A",  # checksum
+        _broken_checksum(natsauth.new_agency_key().public),
     ],
 )
 def test_a_malformed_public_key_is_refused(bad: str) -> None:
