@@ -36,7 +36,7 @@ DEVELOPMENT_ONLY = {
     "jsonschema",
 }
 RUNTIME_MEMBERS = {
-    "shared", "services", "ops", "intake", "router", "tracker", "analytics", "open311",
+    "shared", "services", "ops", "intake", "router", "tracker", "analytics", "open311", "portal",
 }  # fmt: skip
 PLATFORMS = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
 PURE_PYTHON_SDISTS = {"nkeys"}
