@@ -258,6 +258,8 @@ class Local:
     settings: Settings
     rebuild_url: str
     tmp: Path
+    services: dict[str, str] = field(default_factory=dict)
+    """In-cluster Service name (a Deployment's) -> the local URL of the process serving it."""
 
 
 AS_IS = {
@@ -300,7 +302,12 @@ LOCAL_ENV: dict[str, Callable[[Local], str | None]] = {
     # The CA of the NATS servers' TLS; the local server speaks plain NATS on loopback.
     "SSL_CERT_FILE": lambda local: None,
     "PATH": lambda local: f"{LAPOR.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    # Open311's API keys: a file of no key (only the reads are open).
+    "LAPOR_OPEN311_KEYS_FILE": lambda local: str(local.tmp / "open311_keys.json"),
 }
+UPSTREAM_URLS = {"LAPOR_INTAKE_URL", "LAPOR_TRACKER_URL", "LAPOR_ANALYTICS_URL"}
+"""The portal's and open311's clients: the manifest's http://<Service>:8080 becomes the
+local URL of the process serving that Service (a Deployment of the same name)."""
 
 
 def unknown_variables(env: dict[str, str | dict[str, Any]]) -> list[str]:
@@ -309,7 +316,9 @@ def unknown_variables(env: dict[str, str | dict[str, Any]]) -> list[str]:
     for name, value in env.items():
         if name in AS_IS and not isinstance(value, str):
             problems.append(f"{name} comes from {value}: no local value for it")
-        elif name not in AS_IS and name not in LOCAL_ENV:
+        elif name in UPSTREAM_URLS and not isinstance(value, str):
+            problems.append(f"{name} comes from {value}: no Service named in it")
+        elif name not in AS_IS and name not in LOCAL_ENV and name not in UPSTREAM_URLS:
             problems.append(f"{name} ({value}): no local value for it (LOCAL_ENV)")
     return problems
 
@@ -317,6 +326,10 @@ def unknown_variables(env: dict[str, str | dict[str, Any]]) -> list[str]:
 def local_env(command: Command, local: Local) -> dict[str, str]:
     env = {"HOME": str(local.tmp / "home")}
     for name, value in command.env.items():
+        if name in UPSTREAM_URLS:
+            assert isinstance(value, str)
+            env[name] = local.services[urlsplit(value).hostname or ""]
+            continue
         given = value if name in AS_IS else LOCAL_ENV[name](local)
         if given is not None:
             assert isinstance(given, str), (name, given)
@@ -398,12 +411,21 @@ class Serving:
         return self.log.read_text(errors="replace")[-3000:]
 
 
-async def start(command: Command, local: Local, ports: set[int]) -> Serving:
-    env = local_env(command, local)
+def new_port(ports: set[int]) -> int:
     port = free_port()
     while port in ports:
         port = free_port()
     ports.add(port)
+    return port
+
+
+def deployment_of(command: Command) -> str:
+    """``intake`` of ``Deployment/intake container intake``: its Service's name too."""
+    return command.where[0].split()[0].split("/", 1)[1]
+
+
+async def start(command: Command, local: Local, port: int) -> Serving:
+    env = local_env(command, local)
     log = local.tmp / f"serve-{port}.log"
     with log.open("wb") as out:
         proc = await asyncio.create_subprocess_exec(
@@ -572,7 +594,12 @@ async def test_the_prod_containers_commands_run_on_real_nats_and_postgresql(
 
     # 3. The initContainers' check passes, and every serving role gets ready.
     ports: set[int] = set()
-    running = [await start(c, local, ports) for c in serves]
+    # Each serving role's port, known before any starts: the portal and open311 are given
+    # the URLs of intake, tracker-api and analytics-api as their Services.
+    assigned = [new_port(ports) for _ in serves]
+    for command, port in zip(serves, assigned, strict=True):
+        local.services[deployment_of(command)] = f"http://127.0.0.1:{port}"
+    running = [await start(c, local, p) for c, p in zip(serves, assigned, strict=True)]
     try:
         async with httpx.AsyncClient(timeout=5) as client:
             since = time.monotonic()
@@ -594,6 +621,18 @@ async def test_the_prod_containers_commands_run_on_real_nats_and_postgresql(
             accepted = await client.post(f"{intake.url}/complaints", json=ROAD)
             assert accepted.status_code == 202, accepted.text
             await quiet(local.settings, within=60)
+            tracking_id = accepted.json()["tracking_id"]
+
+            # The portal and open311 reach the APIs they were pointed at: their pages and
+            # answers are made from intake's, tracker-api's and analytics-api's.
+            by_service = {s.command.words[1]: s for s in running}
+            portal = by_service["portal"]
+            for page in ("/lapor", f"/lacak/{tracking_id}", "/statistik"):
+                shown = await client.get(f"{portal.url}{page}")
+                assert shown.status_code == 200, (page, shown.text[-2000:])
+            open311 = by_service["open311"]
+            request = await client.get(f"{open311.url}/open311/v2/requests/{tracking_id}.json")
+            assert request.status_code == 200, request.text
 
             # 5. The CronJobs, beside the running services.
             for ran in await asyncio.gather(*(run_once(c, local) for c in cron)):

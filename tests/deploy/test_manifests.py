@@ -50,9 +50,21 @@ SERVICES = {
     "analytics-projector": ("analytics", "projector", "single"),
     "router-routing": ("router", "routing", "keda"),
     "router-fanout": ("router", "fanout", "single"),
+    "portal": ("portal", None, "hpa"),
+    "open311": ("open311", None, "hpa"),
 }
 WITH_DATABASE = {"tracker-api", "tracker-projector", "analytics-api", "analytics-projector"}
-PUBLIC = {"intake", "tracker-api", "analytics-api"}
+PUBLIC = {"intake", "tracker-api", "analytics-api", "portal", "open311"}
+HTTP_CLIENTS = {
+    # Deployment: the Services it calls, each at http://<name>:8080 (LAPOR_<X>_URL)
+    "portal": {
+        "LAPOR_INTAKE_URL": "intake",
+        "LAPOR_TRACKER_URL": "tracker-api",
+        "LAPOR_ANALYTICS_URL": "analytics-api",
+    },
+    "open311": {"LAPOR_INTAKE_URL": "intake", "LAPOR_TRACKER_URL": "tracker-api"},
+}
+"""Clients of the other services' HTTP APIs: no stream, no table, so no migration wait."""
 
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 DATABASE_URL = (
@@ -396,14 +408,32 @@ def test_network_policies_allow_only_what_each_needs(prod: list[dict[str, Any]])
         policy = policies[name]["spec"]
         out = {p["port"] for rule in policy["egress"] for p in rule["ports"]}
         expected = {53, 4222} | ({5432} if name in WITH_DATABASE else set())
+        expected |= {8080} if name in HTTP_CLIENTS else set()
         assert out == expected, name
         sources = {
             peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
             for rule in policy["ingress"]
             for peer in rule["from"]
+            if "namespaceSelector" in peer
         }
         assert sources == ({"ingress-nginx", "monitoring"} if name in PUBLIC else {"monitoring"})
+        # Pods of the namespace: only the HTTP clients of this service, nothing else.
+        clients = {
+            peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+            for rule in policy["ingress"]
+            for peer in rule["from"]
+            if "namespaceSelector" not in peer
+        }
+        assert clients == {c for c, calls in HTTP_CLIENTS.items() if name in calls.values()}, name
         assert {p["port"] for rule in policy["ingress"] for p in rule["ports"]} == {"http"}
+        # A client reaches exactly the Services it calls, on their port, and nothing else.
+        called = {
+            peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+            for rule in policy["egress"]
+            if rule["ports"][0]["port"] == 8080
+            for peer in rule["to"]
+        }
+        assert called == set(HTTP_CLIENTS.get(name, {}).values()), name
     # Those that reach PostgreSQL carry the label lapor-db admits, and nobody else does.
     admitted = policies["lapor-db"]["spec"]["ingress"]
     assert {"podSelector": {"matchLabels": {"lapor.io/database-client": "true"}}} in [
@@ -430,7 +460,15 @@ def test_secrets_go_only_where_they_are_needed(prod: list[dict[str, Any]]) -> No
                 "key": "NATS_URL",
             }, (name, c["name"])
         assert ("PGPASSWORD" in env) == (name in WITH_DATABASE), name
-        assert ("LAPOR_AUTH_SECRET" in env) == (name in {"intake", "tracker-api"}), name
+        assert ("LAPOR_AUTH_SECRET" in env) == (name in {"intake", "tracker-api", "portal"}), name
+        # The clients call the Services by their in-cluster names, on the Service port.
+        services = by_kind(prod, "Service")
+        for variable, service in HTTP_CLIENTS.get(name, {}).items():
+            assert env[variable]["value"] == f"http://{service}:8080", (name, variable)
+            assert services[service]["spec"]["ports"][0]["port"] == 8080
+        assert not {v for v in env if v.endswith("_URL") and v.startswith("LAPOR_")} - set(
+            HTTP_CLIENTS.get(name, {})
+        ), name
     config = by_kind(prod, "ConfigMap")["lapor-config"]["data"]
     assert "NATS_URL" not in config, "NATS_URL carries a password: a Secret, not the ConfigMap"
     assert "DATABASE_URL" not in config, "only the pods with a database get DATABASE_URL"
@@ -453,6 +491,9 @@ def test_secrets_go_only_where_they_are_needed(prod: list[dict[str, Any]]) -> No
 def test_services_wait_for_the_migration(prod: list[dict[str, Any]]) -> None:
     deployments = by_kind(prod, "Deployment")
     for name in SERVICES:
+        if name in HTTP_CLIENTS:  # no stream, no table: nothing to wait for
+            assert "initContainers" not in deployments[name]["spec"]["template"]["spec"], name
+            continue
         [init] = deployments[name]["spec"]["template"]["spec"]["initContainers"]
         assert "lapor migrate --check" in " ".join(init["command"]), name
         assert (
@@ -512,8 +553,28 @@ def test_the_public_apis_share_one_host_with_tls(prod: list[dict[str, Any]]) -> 
         "/tracker/exports/complaints.csv": "tracker-api",
         "/analytics/metrics/completion": "analytics-api",
         "/analytics/exports/metrics.csv": "analytics-api",
+        "/": "portal",
+        "/lapor": "portal",
+        "/lacak": "portal",
+        "/lacak/7K3MQ-9X2AB": "portal",
+        "/statistik": "portal",
+        "/laporan": "portal",
+        "/static/portal.css": "portal",
+        "/open311/v2/discovery.json": "open311",
+        "/open311/v2/requests/7K3MQ-9X2AB.xml": "open311",
     }
-    hidden = ["/intake/health/live", "/tracker/health/metrics", "/analytics/docs", "/tracker/docs"]
+    hidden = [
+        "/intake/health/live",
+        "/tracker/health/metrics",
+        "/analytics/docs",
+        "/tracker/docs",
+        "/health/ready",
+        "/health/metrics",
+        "/docs",
+        "/openapi.json",
+        "/open311/docs",
+        "/open311/health/live",
+    ]
     for path, service in published.items():
         matches = [b for p, b in backends.items() if re.match(p, path)]
         assert matches == [service], path
@@ -886,8 +947,27 @@ def test_every_secret_used_is_documented(prod: list[dict[str, Any]]) -> None:
     for ref in cluster["s3Credentials"].values():
         assert ref["key"] in examples[ref["name"]]
     assert "lapor-nats-users" in examples and examples["lapor-nats-users"] == {"users.conf"}
-    for role in ("intake", "router", "tracker", "analytics"):
+    for role in ("intake", "router", "tracker", "analytics", "portal", "open311"):
         assert examples[f"lapor-nats-{role}"] == {"NATS_URL"}
+    # Open311's API keys: the file of lapor-open311-keys, mounted read-only where
+    # LAPOR_OPEN311_KEYS_FILE says, as a folder (a subPath would never see a change).
+    open311 = by_kind(prod, "Deployment")["open311"]["spec"]["template"]["spec"]
+    [volume] = [
+        v
+        for v in open311["volumes"]
+        if v.get("secret", {}).get("secretName") == ("lapor-open311-keys")
+    ]
+    [mount] = [m for m in open311["containers"][0]["volumeMounts"] if m["name"] == volume["name"]]
+    assert mount["readOnly"] is True and "subPath" not in mount
+    keys_file = env_of(open311["containers"][0])["LAPOR_OPEN311_KEYS_FILE"]["value"]
+    [item] = volume["secret"]["items"]
+    assert keys_file == f"{mount['mountPath']}/{item['path']}"
+    [keys] = [
+        doc["stringData"][item["key"]]
+        for doc in yaml.safe_load_all((K8S / "secrets.example.yaml").read_text())
+        if doc["metadata"]["name"] == volume["secret"]["secretName"]
+    ]
+    assert json.loads(keys) == {"keys": []}  # what the service reads as no key
     jobs = [t for where, t in pod_templates(prod) if not where.startswith("Deployment/")]
     for template in jobs:  # the ops user lapor: migrate, audit, backup, replay
         for c in containers(template):
