@@ -66,5 +66,5 @@ async def test_lapor_run_restarts_a_killed_service_nats_server_and_postmaster(se
     finally:
         code = await asyncio.to_thread(system.stop)
     assert code == 0
-    assert set(children) == {"nats-server", "postgresql", *services}
+    assert set(children) == {"nats-server", "postgresql", "gateway", *services}
     assert not any(system.owns(pid) for pid in children.values()), "children left running"

@@ -1,8 +1,10 @@
 """``lapor run [SERVICE ...] [--base-port N]``: the local system, for development.
 
 Local infrastructure (``lapor.devtools.infra``), the streams and migrations, and every
-installed service (``lapor.services.discovery``) in its own process on its own port, all
-supervised (``lapor.devtools.supervisor``) until Ctrl-C.
+installed service (``lapor.services.discovery``) in its own process on its own port, and in
+front of them one address (``lapor.devtools.gateway``, on 8000: the portal at ``/``, the
+APIs under ``/api/<service>``, as the Ingress routes them), all supervised
+(``lapor.devtools.supervisor``) until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -22,8 +25,13 @@ from lapor.devtools.infra import RUN_FILE, Infrastructure, supervised_infrastruc
 from lapor.devtools.supervisor import Supervised
 from lapor.services.bootstrap import bootstrap
 from lapor.services.cli import Command
-from lapor.services.discovery import installed_services, local_ports
+from lapor.services.discovery import Service, installed_services, local_ports
 from lapor.services.settings import Settings
+
+GATEWAY_PORT = 8000
+"""The one address's port, shifted with ``--base-port`` like the services' (8080 and up)."""
+GATEWAY_PORT_VARIABLE = "LAPOR_GATEWAY_PORT"
+"""Sets it exactly (tests, or when the shifted port is taken)."""
 
 EXAMPLE = (
     ' -H \'content-type: application/json\' -d \'{"title": "Jalan berlubang",'
@@ -38,20 +46,48 @@ def arguments(parser: argparse.ArgumentParser) -> None:
         "--base-port",
         type=int,
         help="intake listens on it, tracker, analytics and router on the next three "
-        "(default: each service's own port, 8080 and up)",
+        "(default: each service's own port, 8080 and up); the one address moves with them",
+    )
+    parser.add_argument(
+        "--gateway-port",
+        type=int,
+        help=f"the one address (default: {GATEWAY_PORT}, shifted with --base-port; "
+        f"{GATEWAY_PORT_VARIABLE})",
     )
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    return run_local(settings, args.services, args.host, args.base_port)
+    return run_local(settings, args.services, args.host, args.base_port, args.gateway_port)
 
 
-def run_local(settings: Settings, names: list[str], host: str, base_port: int | None = None) -> int:
+def gateway_port(
+    services: dict[str, Service], base_port: int | None, given: int | None = None
+) -> int:
+    """``given``, else ``LAPOR_GATEWAY_PORT``, else 8000 moved as far as ``--base-port``
+    moves the services."""
+    if given is None and os.environ.get(GATEWAY_PORT_VARIABLE):
+        given = int(os.environ[GATEWAY_PORT_VARIABLE])
+    if given is not None:
+        return given
+    if base_port is None or not services:
+        return GATEWAY_PORT
+    return GATEWAY_PORT + base_port - min(s.port for s in services.values())
+
+
+def run_local(
+    settings: Settings,
+    names: list[str],
+    host: str,
+    base_port: int | None = None,
+    front_port: int | None = None,
+) -> int:
     """Start (or use) NATS and PostgreSQL, migrate, and run each service in its own process,
     as they would run in production, all under a supervisor: whichever dies is started
     again (the embedded servers on the same port and data). Ctrl-C or TERM stops
     everything, the services first."""
-    every = local_ports(installed_services(), base_port)
+    installed = installed_services()
+    every = local_ports(installed, base_port)
+    front = gateway_port(installed, base_port, front_port)
     ports = {name: port for name, port in every.items() if not names or name in names}
     # Ctrl-C or a TERM from a process manager: both stop everything in order. (A shell that
     # starts us in the background may have set SIGINT to "ignore"; take it back.)
@@ -67,7 +103,8 @@ def run_local(settings: Settings, names: list[str], host: str, base_port: int | 
                 env = _service_env(settings, every)
                 for name, port in ports.items():
                     supervisor.start(service_child(name, host, port, env))
-                _announce(settings.data_dir, infra, host, ports)
+                supervisor.start(gateway_child(host, front, ports, env))
+                _announce(settings.data_dir, infra, host, ports, front)
                 while True:
                     time.sleep(1)
             except KeyboardInterrupt:
@@ -109,17 +146,47 @@ def service_child(name: str, host: str, port: int, env: dict[str, str]) -> Super
     )
 
 
-def _announce(data_dir: Path, infra: Infrastructure, host: str, ports: dict[str, int]) -> None:
+def gateway_child(host: str, port: int, ports: dict[str, int], env: dict[str, str]) -> Supervised:
+    """The one address (``lapor.devtools.gateway``) in front of the services on ``ports``,
+    ready when it accepts connections."""
+    probe_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    serve = ["--host", host, "--port", str(port)]
+    serve += [f"--upstream={name}=http://{probe_host}:{p}" for name, p in ports.items()]
+
+    def ready() -> bool:
+        with socket.create_connection((probe_host, port), timeout=1):
+            return True
+
+    return Supervised(
+        "gateway",
+        [sys.executable, "-m", "lapor.devtools.gateway", *serve],
+        ready=ready,
+        env=env,
+    )
+
+
+def _announce(
+    data_dir: Path, infra: Infrastructure, host: str, ports: dict[str, int], front: int
+) -> None:
     urls = {name: f"http://{host}:{port}" for name, port in ports.items()}
-    described = {"nats_url": infra.nats_url, "database_url": infra.database_url, "services": urls}
+    one = f"http://{host}:{front}"
+    described = {
+        "nats_url": infra.nats_url,
+        "database_url": infra.database_url,
+        "gateway": one,
+        "services": urls,
+    }
     (data_dir / RUN_FILE).write_text(json.dumps(described, indent=2))
+    print(f"\nOpen {one}/")
+    print("  the portal at /, the APIs at /api/<service>/ (docs: /api/<service>/docs),")
+    print("  Open311 at /open311/v2/")
     print(f"\nlapor is running ({infra.kind} infrastructure)")
     print(f"  NATS       {infra.nats_url}\n  PostgreSQL {infra.database_url}")
     print("  (lapor replay, audit and projections find this system by its data folder)")
     for name, url in urls.items():
         print(f"  {name:<10} {url}  (docs: /docs)")
     if "intake" in urls:
-        print(f"Try:     curl -X POST {urls['intake']}/complaints" + EXAMPLE)
+        print(f"Try:     curl -X POST {one}/api/intake/complaints" + EXAMPLE)
     print("A process that dies is started again. Ctrl-C stops everything.\n", flush=True)
 
 
