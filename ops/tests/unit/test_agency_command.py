@@ -159,7 +159,7 @@ def test_add_before_the_service_user_is_refused_and_writes_nothing(lapor, tmp_pa
     assert (code, out) == (2, "")
     assert err.splitlines() == [
         "lapor agency: no password yet for the user(s) of intake, router, tracker, analytics, "
-        "ops: run `lapor nats-users USERS_FILE --state STATE` first"
+        "portal, open311, ops: run `lapor nats-users USERS_FILE --state STATE` first"
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
@@ -178,7 +178,7 @@ def test_the_operators_round(lapor, tmp_path: Path) -> None:
         assert passwords[role] not in out and f"nats-passwords/{role} (mode 0600)" in out
         assert f"tls://{role}:<that password>@<host>:4222 (Secret lapor-nats-{role})" in out
     assert stat.S_IMODE((tmp_path / "nats-passwords").stat().st_mode) == 0o700
-    assert len(set(passwords.values()) | {password}) == 5
+    assert len(set(passwords.values()) | {password}) == len(natsauth.SERVICE_ROLES) + 1
 
     code, out, _ = lapor("agency", "add", A, "--name", "Rina", "--public-url", "nats://x:4222")
     assert code == 0

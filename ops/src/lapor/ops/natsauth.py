@@ -88,7 +88,10 @@ train``, ``lapor agency consumers``. The name is the one the single service user
 earlier releases had, so that its password and the Secret ``lapor-nats`` stay valid."""
 
 OPS = "ops"
-SERVICE_ROLES = ("intake", "router", "tracker", "analytics")
+HTTP_ROLES = ("portal", "open311")
+"""Services that are clients of the others' HTTP APIs: they connect to NATS only because
+every service's readiness does, and may do nothing there."""
+SERVICE_ROLES = ("intake", "router", "tracker", "analytics", *HTTP_ROLES)
 """The long-running services, each with a user of its own and least privileges
 (:func:`service_permissions`); the user's name is the role's."""
 ROLES = (*SERVICE_ROLES, OPS)
@@ -242,6 +245,7 @@ def service_permissions(role: str, subjects: Subjects) -> dict[str, Any] | None:
       letters.
     * ``analytics`` reads the log through its consumers and parks dead letters; it
       writes nothing else.
+    * ``portal`` and ``open311`` (:data:`HTTP_ROLES`) nothing beyond the common part.
 
     None of them may read the reporters' stream (:func:`reporters_denied`), the agency
     stream's consumers, or create, change or delete a stream."""
@@ -257,6 +261,8 @@ def service_permissions(role: str, subjects: Subjects) -> dict[str, Any] | None:
     deny: dict[str, list[str]] = {"publish": [], "subscribe": []}
     if role == "intake":
         publish += [s.of_type("complaint.received"), f"{s.root}.reporter.*"]
+    elif role in HTTP_ROLES:
+        deny = reporters_denied(s)
     else:
         publish += [*_consumers_on(events), s.dead_letter("*")]
         deny = reporters_denied(s)
