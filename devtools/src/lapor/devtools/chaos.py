@@ -124,6 +124,8 @@ class LocalSystem:
             "LAPOR_DATA_DIR": str(data_dir),
             "LAPOR_INFRA": "embedded",
             "LAPOR_LOG_FORMAT": "json",
+            # The one address in front of the services: a free port of its own too.
+            "LAPOR_GATEWAY_PORT": str(free_port_block(1)),
             **(env or {}),
         }
         for given in ("NATS_URL", "DATABASE_URL"):  # ours, to restart: never given ones
