@@ -26,7 +26,15 @@ demo: $(VENV)/.synced  ## Submit a realistic batch to a running system and print
 migrate: $(VENV)/.synced
 	$(VENV)/bin/lapor migrate
 
-test: $(VENV)/.synced  ## The whole suite, against real NATS JetStream and PostgreSQL
+# tests/browser drives Debian's Chromium (Playwright never downloads a browser): installed
+# when missing, as root or through sudo without a password.
+APT_GET = $(if $(filter 0,$(shell id -u)),,sudo -n) env DEBIAN_FRONTEND=noninteractive apt-get
+.PHONY: chromium
+chromium:
+	@command -v chromium >/dev/null 2>&1 || $(APT_GET) install -y -q chromium \
+		|| { $(APT_GET) update -q && $(APT_GET) install -y -q chromium; }
+
+test: $(VENV)/.synced chromium  ## The whole suite, against real NATS JetStream and PostgreSQL
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
 
