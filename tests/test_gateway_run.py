@@ -6,22 +6,16 @@ the tracker's ``/docs`` loads its assets from behind its prefix."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 
 import httpx
 import pytest
 
 from lapor.devtools.chaos import LocalSystem
+from lapor.devtools.infra import free_port
 from lapor.devtools.testing import ROAD, bearer, eventually
 
 pytestmark = pytest.mark.connected
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_everything_is_served_on_one_address(servers_dir):

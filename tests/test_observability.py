@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import sys
 import threading
 import time
@@ -42,6 +41,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client.parser import text_string_to_metric_families
 
 from lapor.analytics.app import create_app as analytics_app
+from lapor.devtools.infra import free_port
 from lapor.devtools.testing import ROAD, eventually, serving
 from lapor.intake.app import create_app as intake_app
 from lapor.ops.audit import verify
@@ -342,12 +342,6 @@ async def test_a_poison_message_is_counted_as_a_dead_letter_and_a_read_model_beh
 
 
 # --- JSON logs of a running service --------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def service_env(settings: Settings, data_dir: Path) -> dict[str, str]:

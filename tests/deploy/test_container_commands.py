@@ -33,7 +33,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -50,7 +49,7 @@ import pytest
 import yaml
 
 from lapor.devtools.chaos import quiet
-from lapor.devtools.infra import Infrastructure
+from lapor.devtools.infra import Infrastructure, free_port
 from lapor.devtools.testing import ROAD
 from lapor.services.database import with_database
 from lapor.services.settings import Settings
@@ -376,12 +375,6 @@ async def run_once(command: Command, local: Local) -> Ran:
     return Ran(command, code, time.monotonic() - started, out.decode(errors="replace"))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("0.0.0.0", 0))
-        return s.getsockname()[1]
-
-
 def on_port(argv: tuple[str, ...], port: int) -> list[str]:
     """``argv`` with ``port`` for the manifest's ``--port`` (the containers' 8080)."""
     words = list(argv)
@@ -412,9 +405,9 @@ class Serving:
 
 
 def new_port(ports: set[int]) -> int:
-    port = free_port()
+    port = free_port(host="0.0.0.0")
     while port in ports:
-        port = free_port()
+        port = free_port(host="0.0.0.0")
     ports.add(port)
     return port
 

@@ -20,7 +20,6 @@ import itertools
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -39,7 +38,7 @@ import psutil
 from nats.js.api import ConsumerInfo
 from pydantic import SecretStr
 
-from lapor.devtools.infra import RUN_FILE
+from lapor.devtools.infra import RUN_FILE, free_port
 from lapor.devtools.supervisor import stop_process
 from lapor.services.discovery import installed_services
 from lapor.services.settings import Settings
@@ -54,27 +53,12 @@ def service_port_span() -> int:
     return max(ports) - min(ports) + 1
 
 
-def free_port_block(count: int | None = None, tries: int = 50) -> int:
+def free_port_block(count: int | None = None) -> int:
     """A base port with ``count`` free ports from it up (``lapor run --base-port``; by
     default as many as the services take): their own ports, 8080 and up, may be taken by
-    another run on the same machine."""
-    count = count or service_port_span()
-    for _ in range(tries):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + count < 65536 and all(_free(base + i) for i in range(count)):
-            return base
-    raise RuntimeError(f"no {count} consecutive free ports found")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+    another run on the same machine. Outside the ephemeral range (``infra.free_port``), as
+    the supervisor restarts each service on its port."""
+    return free_port(count or service_port_span())
 
 
 async def all_ready(client: httpx.AsyncClient, services: Iterable[str]) -> bool:
@@ -193,6 +177,19 @@ class LocalSystem:
         """Whether every service's ``/health/ready`` answers 200."""
         return await all_ready(client, self.services.values())
 
+    async def not_ready(self, client: httpx.AsyncClient) -> dict[str, str]:
+        """The services whose ``/health/ready`` does not answer 200, with what they say."""
+        found = {}
+        for name, url in self.services.items():
+            try:
+                answer = await client.get(f"{url}/health/ready", timeout=1)
+            except httpx.HTTPError as e:
+                found[name] = repr(e)
+                continue
+            if answer.status_code != 200:
+                found[name] = f"{answer.status_code} {answer.text[:200]}"
+        return found
+
     # --- faults ----------------------------------------------------------------------
 
     def kill(self, name: str) -> int:
@@ -212,7 +209,11 @@ class LocalSystem:
                 if self.pids().get(name, killed) != killed and await self.all_ready(client):
                     return elapsed
                 if elapsed > within:
-                    raise TimeoutError(f"not recovered from killing {name} within {within}s")
+                    lines = "\n".join(self.supervisor_lines()[-8:])
+                    raise TimeoutError(
+                        f"not recovered from killing {name} within {within}s; not ready: "
+                        f"{await self.not_ready(client)}; the supervisor's last lines:\n{lines}"
+                    )
                 await asyncio.sleep(0.05)
 
     # --- the end -----------------------------------------------------------------------

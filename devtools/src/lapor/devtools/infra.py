@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -113,10 +114,45 @@ def docker_available() -> bool:
     return True
 
 
-def free_port() -> int:
+EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_PORT = 10000
+"""Below it, ports that well-known servers (and ``lapor run``'s 8000 and 8080 up) take."""
+
+
+def ephemeral_ports() -> range:
+    """The ports the kernel hands out to outgoing connections (Linux's default where it
+    cannot be read)."""
+    try:
+        low, high = (int(n) for n in EPHEMERAL_PORTS.read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
+
+
+def free_port(count: int = 1, host: str = "127.0.0.1", tries: int = 200) -> int:
+    """A free port on ``host`` (the first of ``count`` consecutive free ones), outside the
+    kernel's ephemeral range. A server killed and started again on its port (the
+    supervisor does that) must find it free: a port the kernel chose (``bind(0)``) is one
+    it also gives to the local end of outgoing connections, and one of those may take it
+    in the moment between the kill and the restart, for as long as that connection lives."""
+    ephemeral = ephemeral_ports()
+    below = range(LOWEST_PORT, ephemeral.start - count)
+    above = range(ephemeral.stop, 65536 - count)
+    candidates = below if len(below) >= len(above) else above
+    for _ in range(tries):
+        base = random.choice(candidates)
+        if all(_bindable(host, port) for port in range(base, base + count)):
+            return base
+    raise RuntimeError(f"no {count} consecutive free ports on {host}")
+
+
+def _bindable(host: str, port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def nats_server_binary() -> str:
