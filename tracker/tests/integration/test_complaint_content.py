@@ -175,11 +175,20 @@ async def test_content_for_the_coordinator_and_the_unit_only(settings):
         assert (await tracker.get(f"/admin/complaints/{secret}")).status_code == 401
         assert (await tracker.get(f"/agencies/dpmptsp/complaints/{secret}")).status_code == 401
 
-        # The public: never the body (nor the place) of the confidential one.
-        for path in (f"/complaints/{secret}", "/complaints", "/complaints?opd=dpmptsp"):
+        # The public: never the body (nor the place) of the confidential one, which is
+        # never listed; those of the others are public, as LAPOR! publishes reports.
+        r = await tracker.get(f"/complaints/{secret}")
+        assert r.status_code == 200
+        assert BODY not in r.text and LOCATION.address not in r.text
+        for path in ("/complaints", "/complaints?opd=dpmptsp", "/complaints?category=perizinan"):
             r = await tracker.get(path)
             assert r.status_code == 200
-            assert BODY not in r.text and LOCATION.address not in r.text, path
+            assert secret not in r.text, path
+        listed = {i["tracking_id"]: i for i in (await tracker.get("/complaints")).json()["items"]}
+        assert listed[waiting]["body"] == BODY
+        assert listed[waiting]["location"]["address"] == LOCATION.address
+        shown = (await tracker.get(f"/complaints/{waiting}")).json()
+        assert shown["body"] == BODY and shown["location"]["kelurahan"] == LOCATION.kelurahan
         for insider in (admin, unit):  # the status page stays a status page for them too
             assert BODY not in (await tracker.get(f"/complaints/{secret}", headers=insider)).text
 

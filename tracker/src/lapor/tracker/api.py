@@ -18,11 +18,12 @@ import json
 import re
 from datetime import date, datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from lapor.services.auth import (
     AuthenticatedActor,
@@ -35,6 +36,7 @@ from lapor.services.commands import decide_and_append
 from lapor.services.errors import invalid
 from lapor.services.eventstore import ConcurrencyError, StoredEvent
 from lapor.services.runtime import Runtime, correlation_uuid, runtime_of
+from lapor.services.settings import DeadlineSettings
 from lapor.shared.envelope import Envelope, decode, envelope
 from lapor.shared.events import (
     OPD_CODE,
@@ -50,7 +52,8 @@ from lapor.shared.tracking import PATTERN as TRACKING_ID
 from lapor.shared.tracking import normalise
 from lapor.tracker import domain
 from lapor.tracker.domain import Forbidden, NotAllowed, NotFound, Status
-from lapor.tracker.read_model import complaint_view, list_complaints
+from lapor.tracker.period import BadBound, period
+from lapor.tracker.read_model import complaint_view, list_complaints, list_public_complaints
 
 router = APIRouter(tags=["tracker"])
 
@@ -60,6 +63,16 @@ Rt = Annotated[Runtime, Depends(runtime_of)]
 
 
 # --- reading ------------------------------------------------------------------------
+
+
+class Location(BaseModel):
+    """Lokasi kejadian as the reporter gave it; every field may be missing."""
+
+    address: str | None
+    kecamatan: str | None
+    kelurahan: str | None
+    lat: float | None
+    lon: float | None
 
 
 class HistoryEntry(BaseModel):
@@ -83,6 +96,19 @@ class ComplaintStatus(BaseModel):
     title: str | None = Field(
         description="Withheld when the complaint is confidential (Rahasia), except from its "
         "reporter, the unit it is disposed to and the admin"
+    )
+    category: str | None = Field(
+        description="The category code; withheld like the title (it tells the subject)"
+    )
+    body: str | None = Field(
+        description="What the reporter wrote, for a complaint that is not confidential (as "
+        "LAPOR! publishes reports' text); null for a confidential one, whoever asks (its "
+        "content is read at /admin/... and /agencies/...). Never the reporter's identity, "
+        "which the tracker does not have"
+    )
+    location: Location | None = Field(
+        description="Where it happened (address, kecamatan, kelurahan, lat/lon as given), "
+        "for a complaint that is not confidential; null for a confidential one"
     )
     received_at: datetime
     updated_at: datetime
@@ -113,11 +139,14 @@ async def get_complaint(
     """Cek status: the status and history of one complaint.
 
     A confidential (Rahasia) complaint shows the public its status, unit and dates only:
-    no title and no notes, which quote the router's keywords, the unit's follow-ups and
-    everyone's reasons and so give the content away. Its reporter (``X-Reporter-Secret``),
-    the unit it is disposed to and the admin (bearer token) see it whole. Any other
-    complaint shows its notes to everyone, as it always has: a public follow-up is what
-    the channel promises. A missing, invalid or foreign credential is not refused here:
+    no title, category, body, location or notes (the notes quote the router's keywords,
+    the unit's follow-ups and everyone's reasons and so give the content away). Its
+    reporter (``X-Reporter-Secret``), the unit it is disposed to and the admin (bearer
+    token) see its title, category and notes; its text and place stay off this page for
+    everyone (they read them at ``/admin/…`` and ``/agencies/…``). Any other complaint
+    shows everyone its text and place (as LAPOR! publishes reports) and its notes: a
+    public follow-up is what the channel promises. Never the reporter's identity: the
+    tracker does not have it. A missing, invalid or foreign credential is not refused here:
     the caller simply reads the public page.
     """
     tracking_id = normalise(tracking_id)
@@ -164,6 +193,9 @@ def _status(view: dict[str, Any], labels: dict[Status, str], withheld: bool) -> 
         opd=c["opd"],
         opd_name=c["opd_name"],
         title=None if withheld else c["title"],
+        category=None if withheld else c["category"],
+        body=None if c["confidential"] else c["body"],
+        location=None if c["confidential"] else _location(c),
         received_at=c["received_at"],
         updated_at=c["updated_at"],
         due_at=c["due_at"],
@@ -204,19 +236,97 @@ class ComplaintList(BaseModel):
 Page = Annotated[int, Query(ge=1, le=200)]
 
 
-@router.get("/complaints", response_model=ComplaintList)
+class PublicComplaintSummary(ComplaintSummary):
+    """A complaint in the public listing, which never holds a confidential one: what
+    LAPOR! publishes of a report (its text and place), never who reported it."""
+
+    updated_at: datetime = Field(description="When its last event happened")
+    body: str | None = Field(
+        description="What the reporter wrote; None only for a complaint projected before "
+        "the tracker kept content, until its read model is rebuilt"
+    )
+    location: Location
+
+
+class PublicComplaintList(BaseModel):
+    items: list[PublicComplaintSummary]
+    next_after: str | None = Field(description="Pass as ?after= for the next page")
+
+
+CategoryCode = Annotated[str, StringConstraints(max_length=64, pattern=r"^[a-z0-9_]*$")]
+
+
+@router.get("/complaints", response_model=PublicComplaintList)
 async def public_listing(
     rt: Rt,
-    status_: Annotated[Status | None, Query(alias="status")] = None,
+    status_: Annotated[
+        list[Status] | None,
+        Query(alias="status", description="Any of these statuses (repeat the parameter)"),
+    ] = None,
+    category: Annotated[
+        list[CategoryCode] | None,
+        Query(
+            description="Any of these category codes (repeat the parameter); an empty value "
+            "stands for a complaint without a category"
+        ),
+    ] = None,
     opd: Annotated[str | None, Query(pattern=OPD_CODE)] = None,
+    date_from: Annotated[
+        str | None,
+        Query(
+            alias="from",
+            description="Received on or after: a local date (2026-01-31, the whole day in "
+            "the deployment's zone) or an instant with its offset",
+        ),
+    ] = None,
+    date_to: Annotated[
+        str | None,
+        Query(
+            alias="to",
+            description="Received on or before: a local date (the whole day included) or an "
+            "instant with its offset (included)",
+        ),
+    ] = None,
     after: Annotated[str | None, Query(pattern=TRACKING_ID)] = None,
     limit: Page = 50,
-) -> ComplaintList:
-    """Public listing. Confidential (Rahasia) complaints never appear here."""
-    rows = await list_complaints(
-        rt.db, status=status_, opd=opd, after=after, limit=limit, public=True
+) -> PublicComplaintList:
+    """Public listing by tracking ID (keyset pagination: pass ``next_after`` as ``after``).
+
+    Confidential (Rahasia) complaints never appear here, whatever the filters. Each item
+    carries what LAPOR! publishes of a report: its text (``body``) and place
+    (``location``), and ``updated_at``; never the reporter's identity, which the tracker
+    does not have. The filters (``status``, ``category``, ``opd``, ``from``/``to`` on the
+    reception) are applied before the page is cut: a page is full while more complaints
+    match. A ``from``/``to`` that is not a date or an instant with its offset, lies
+    before 1970, or a ``to`` before ``from``, is a 422 naming the parameter.
+    """
+    try:
+        since, before = period(
+            date_from, date_to, ZoneInfo(DeadlineSettings().timezone), names=("from", "to")
+        )
+    except BadBound as e:
+        raise invalid(e.field, e.reason) from None
+    rows = await list_public_complaints(
+        rt.db,
+        statuses=status_ or (),
+        categories=category or (),
+        opd=opd,
+        since=since,
+        before=before,
+        after=after,
+        limit=limit,
     )
-    return _page(rows, limit, domain.PUBLIC_LABEL)
+    items = [
+        PublicComplaintSummary(
+            **{k: r[k] for k in PublicComplaintSummary.model_fields if k in r},
+            status_label=domain.PUBLIC_LABEL[Status(r["status"])],
+            location=_location(r),
+        )
+        for r in rows
+    ]
+    return PublicComplaintList(
+        items=items, next_after=items[-1].tracking_id if len(items) == limit else None
+    )
 
 
 @router.get("/admin/complaints", response_model=ComplaintList)
@@ -246,16 +356,6 @@ async def agency_listing(
     _require_unit(actor, opd)
     rows = await list_complaints(rt.db, status=status_, opd=opd, after=after, limit=limit)
     return _page(rows, limit, domain.AGENCY_LABEL)
-
-
-class Location(BaseModel):
-    """Lokasi kejadian as the reporter gave it; every field may be missing."""
-
-    address: str | None
-    kecamatan: str | None
-    kelurahan: str | None
-    lat: float | None
-    lon: float | None
 
 
 class Candidate(BaseModel):
@@ -359,13 +459,7 @@ def _content(view: dict[str, Any]) -> ComplaintContent:
     return ComplaintContent(
         **{k: c[k] for k in ComplaintContent.model_fields if k in c},
         status_label=labels[Status(c["status"])],
-        location=Location(
-            address=c["location_address"],
-            kecamatan=c["location_kecamatan"],
-            kelurahan=c["location_kelurahan"],
-            lat=c["location_lat"],
-            lon=c["location_lon"],
-        ),
+        location=_location(c),
         attachments=[],
         history=[
             HistoryEntry(
@@ -378,6 +472,16 @@ def _content(view: dict[str, Any]) -> ComplaintContent:
             )
             for h in view["history"]
         ],
+    )
+
+
+def _location(c: dict[str, Any]) -> Location:
+    return Location(
+        address=c["location_address"],
+        kecamatan=c["location_kecamatan"],
+        kelurahan=c["location_kelurahan"],
+        lat=c["location_lat"],
+        lon=c["location_lon"],
     )
 
 

@@ -286,3 +286,41 @@ async def list_complaints(
         limit,
     )
     return [dict(r) for r in rows]
+
+
+async def list_public_complaints(
+    pool: asyncpg.Pool,
+    *,
+    statuses: Sequence[Status] = (),
+    categories: Sequence[str] = (),
+    opd: str | None = None,
+    since: datetime | None = None,
+    before: datetime | None = None,
+    after: str | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """The public listing: non-confidential complaints by tracking ID (keyset pagination:
+    ``after`` the last ID of the previous page), filtered by any of ``statuses``, any of
+    ``categories`` (``""`` stands for a complaint without one), the unit, and a period of
+    reception ``since`` (inclusive) .. ``before`` (exclusive). Every filter is applied
+    here, before the page is cut, so a page is full whenever more matches remain. A
+    confidential (Rahasia) complaint is never selected, whatever the filters."""
+    rows = await pool.fetch(
+        f"""SELECT *, {OVERDUE} FROM tracker.complaints
+           WHERE NOT confidential
+             AND (cardinality($1::text[]) = 0 OR status = ANY($1::text[]))
+             AND (cardinality($2::text[]) = 0 OR coalesce(category, '') = ANY($2::text[]))
+             AND ($3::text IS NULL OR opd = $3)
+             AND ($4::timestamptz IS NULL OR received_at >= $4)
+             AND ($5::timestamptz IS NULL OR received_at < $5)
+             AND ($6::text IS NULL OR tracking_id > $6)
+           ORDER BY tracking_id LIMIT $7""",
+        [str(s) for s in statuses],
+        list(categories),
+        opd,
+        since,
+        before,
+        after,
+        limit,
+    )
+    return [dict(r) for r in rows]
