@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from jsonschema import Draft4Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-from lapor.devtools.testing import eventually, serving
+from lapor.devtools.testing import bearer, eventually, serving
 from lapor.intake.app import create_app as intake_app
 from lapor.open311.app import Open311Settings
 from lapor.open311.app import create_app as open311_app
@@ -135,6 +136,9 @@ async def test_services_discovery_and_definitions(settings, keys_file):
         road = codes["jalan"]
         assert road["type"] == "realtime" and road["metadata"] is False
         assert road["service_name"] == "Jalan"
+        # Names from the category catalogue: Indonesian, with the English one described.
+        assert road["description"].startswith("Jalan (Roads): handled by")
+        assert codes["air_minum"]["service_name"] == "Air minum (PDAM)"
         assert "Pekerjaan Umum" in road["group"]
         assert road["keywords"]
 
@@ -201,6 +205,10 @@ async def test_a_posted_request_is_routed_listed_and_confidential_ones_never_are
         assert one["expected_datetime"] is not None
         assert "Belum Ditindaklanjuti" in one["status_notes"]
         assert "Siti" not in json.dumps(one) and "siti@" not in json.dumps(one)
+        # The report's text and place, as LAPOR! publishes a report that is not confidential.
+        assert one["description"] == form["description"]
+        assert (one["lat"], one["long"]) == (-0.0263, 109.3425) and one["address"] is None
+        assert one["updated_datetime"] >= one["requested_datetime"]
 
         # The confidential complaint reached the tracker: it is known, but never shown.
         async def known():
@@ -214,6 +222,10 @@ async def test_a_posted_request_is_routed_listed_and_confidential_ones_never_are
         ids = [x["service_request_id"] for x in listed]
         assert request_id in ids and second in ids
         assert hidden not in ids
+        by_address = next(x for x in listed if x["service_request_id"] == second)
+        assert by_address["address"] == "Jl. Gajah Mada 12"
+        assert by_address["lat"] is None and by_address["long"] is None
+        assert "Pungutan" not in json.dumps(listed) and "KTP" not in json.dumps(listed)
         for path in (f"requests/{hidden}",):
             for fmt in ("json", "xml"):
                 r = await open311.get(f"{V2}/{path}.{fmt}")
@@ -285,3 +297,111 @@ async def test_wrong_key_is_403_and_bad_input_400(settings, keys_file, api_key):
         assert r.status_code == 404 and xml_data(r.content)[0]["code"] == "404"
         r = await open311.get(f"{V2}/tokens/00000-00001.json")
         assert r.status_code == 404
+
+
+async def test_requests_are_answered_by_the_trackers_filters_across_pages(
+    settings, keys_file, api_key, monkeypatch
+):
+    """service_code (several, and umum for no category), status open/closed and the date
+    window are the tracker's filters; with pages of two, every match is still answered,
+    newest first, and a confidential complaint that matches every filter never is."""
+    from lapor.open311 import api
+
+    monkeypatch.setattr(api, "PAGE", 2)
+    async with system(settings, keys_file) as (intake, tracker, open311):
+        asked: list[httpx.URL] = []
+
+        async def record(request: httpx.Request) -> None:
+            if request.url.path == "/complaints":
+                asked.append(request.url)
+
+        tracker.event_hooks["request"].append(record)
+        plan = [
+            ("jalan", False),
+            ("jalan", False),
+            ("jalan", False),
+            ("sampah", False),
+            (None, False),
+            (None, False),
+            ("jalan", True),
+            (None, True),
+        ]
+        made: dict[str, tuple[str | None, bool]] = {}
+        for i, (category, confidential) in enumerate(plan):
+            complaint: dict[str, Any] = {
+                "title": f"Laporan nomor {i}",
+                "body": f"Isi laporan nomor {i}, mohon segera ditangani petugas.",
+                "location": {"address": f"Jl. Tanjungpura {i}", "kecamatan": "Pontianak Kota"},
+                "confidential": confidential,
+            }
+            if category:
+                complaint["category"] = category
+            r = await intake.post("/complaints", json=complaint)
+            assert r.status_code == 202, r.text
+            made[r.json()["tracking_id"]] = (category, confidential)
+
+        async def all_known():
+            for cid in made:
+                if (await tracker.get(f"/complaints/{cid}")).status_code != 200:
+                    return False
+            return True
+
+        await eventually(all_known)
+        archived = next(cid for cid, (c, secret) in made.items() if c == "jalan" and not secret)
+        r = await tracker.post(
+            f"/complaints/{archived}/archive",
+            json={"reason": "duplicate"},
+            headers=bearer(settings, "admin"),
+        )
+        assert r.status_code == 202, r.text
+
+        async def is_archived():
+            return (await tracker.get(f"/complaints/{archived}")).json()["status"] == "archived"
+
+        await eventually(is_archived)
+
+        def expected(keep: Any) -> set[str]:
+            return {cid for cid, (c, secret) in made.items() if not secret and keep(cid, c)}
+
+        cases = [
+            ({}, lambda cid, c: True),
+            ({"service_code": "jalan"}, lambda cid, c: c == "jalan"),
+            ({"service_code": "umum"}, lambda cid, c: c is None),
+            ({"service_code": "sampah,umum"}, lambda cid, c: c != "jalan"),
+            ({"status": "closed"}, lambda cid, c: cid == archived),
+            (
+                {"status": "open", "service_code": "jalan"},
+                lambda cid, c: c == "jalan" and cid != archived,
+            ),
+        ]
+        for params, keep in cases:
+            asked.clear()
+            data, _ = await both(open311, "requests", **params)
+            validate("requests.json", data)
+            ids = [x["service_request_id"] for x in data]
+            assert set(ids) == expected(keep), params
+            assert len(ids) == len(set(ids)), params
+            stamps = [x["requested_datetime"] for x in data]
+            assert stamps == sorted(stamps, reverse=True), params  # newest first
+            # Asked of the tracker with its filters, page after page (two at a time).
+            assert asked, params
+            for url in asked:
+                assert url.params["from"] and url.params["to"] and url.params["limit"] == "2"
+            codes = params.get("service_code", "")
+            want = sorted("" if c == "umum" else c for c in codes.split(",") if c)
+            assert sorted(asked[0].params.get_list("category")) == want, params
+            if params.get("status") == "closed":
+                assert sorted(asked[0].params.get_list("status")) == ["archived", "closed"]
+        for x in (await both(open311, "requests"))[0]:
+            assert x["address"].startswith("Jl. Tanjungpura") and "Pontianak Kota" in x["address"]
+            assert x["description"].startswith("Isi laporan nomor")
+
+        # The window: nothing received in the future, nothing in a past quarter.
+        soon = datetime.now(UTC) + timedelta(hours=1)
+        later, _ = await both(open311, "requests", start_date=soon.isoformat())
+        assert later == []
+        r = await open311.get(
+            f"{V2}/requests.json",
+            params={"end_date": (datetime.now(UTC) - timedelta(days=1)).isoformat()},
+        )
+        assert r.status_code == 200 and r.json() == []

@@ -10,7 +10,11 @@ from defusedxml import ElementTree
 
 from lapor.open311 import commands
 from lapor.open311.domain import (
+    LAPOR_STATUSES,
     Open311Error,
+    address,
+    as_request,
+    category_filter,
     date_window,
     is_closed,
     preceding_id,
@@ -19,6 +23,7 @@ from lapor.open311.domain import (
 )
 from lapor.open311.keys import KeyStore
 from lapor.services.settings import Settings
+from lapor.shared.lifecycle import Status
 
 
 def test_keys_are_stored_hashed_checked_and_revoked(tmp_path):
@@ -74,6 +79,51 @@ def test_statuses():
     assert is_closed("closed") and is_closed("archived")
     assert not any(is_closed(s) for s in ("received", "disposed", "in_progress", "on_hold"))
     assert status_notes("in_progress", "Proses") == "Proses: the unit is working on it"
+
+
+def test_open_and_closed_cover_every_lapor_status_once():
+    assert set(LAPOR_STATUSES["closed"]) == {"closed", "archived"}
+    assert sorted(LAPOR_STATUSES["open"] + LAPOR_STATUSES["closed"]) == sorted(Status)
+
+
+def test_service_codes_as_the_trackers_category_filter():
+    assert category_filter({"jalan", "umum", "sampah"}) == ["", "jalan", "sampah"]
+    assert category_filter(set()) == []
+
+
+def test_a_request_carries_the_text_and_place_never_more():
+    row = {
+        "tracking_id": "7K3MQ-9X2AB",
+        "status": "in_progress",
+        "status_label": "Proses",
+        "category": None,
+        "title": "Jalan berlubang",
+        "body": "Lubang besar di depan pasar, sudah dua minggu.",
+        "opd_name": "Dinas PUPR",
+        "received_at": "2026-01-10T01:00:00+00:00",
+        "updated_at": "2026-01-11T01:00:00+00:00",
+        "due_at": "2026-01-15T09:00:00+00:00",
+        "location": {
+            "address": "Jl. Tanjungpura 5",
+            "kelurahan": "Benua Melayu Darat",
+            "kecamatan": "Pontianak Selatan",
+            "lat": -0.03,
+            "lon": 109.34,
+        },
+    }
+    request = as_request(row, {}, "notice")
+    assert request["description"] == row["body"]
+    assert request["address"] == (
+        "Jl. Tanjungpura 5, Kelurahan Benua Melayu Darat, Kecamatan Pontianak Selatan"
+    )
+    assert (request["lat"], request["long"]) == (-0.03, 109.34)
+    assert request["service_code"] == "umum" and request["status"] == "open"
+    assert request["updated_datetime"] == "2026-01-11T01:00:00+00:00"
+    # A row projected before the tracker kept the text: its title; no place: nulls.
+    bare = as_request({**row, "body": None, "location": None}, {}, "notice")
+    assert bare["description"] == "Jalan berlubang"
+    assert bare["address"] is bare["lat"] is bare["long"] is None
+    assert address({"address": None, "kecamatan": None}) is None
 
 
 def test_xml_has_the_open311_shape():

@@ -2,7 +2,9 @@
 
 A client of intake (``POST /complaints``) and the tracker (``GET /complaints``, the public
 listing, which never holds a confidential complaint, and ``GET /complaints/{id}``) like
-any other: it reads no database and no log. Errors are Open311's: ``[{"code",
+any other: it reads no database and no log. ``GET requests`` is answered by the tracker's
+own filters (``category``, ``status``, ``from``/``to``), page after page, so no request
+that matches is left out however many others there are. Errors are Open311's: ``[{"code",
 "description"}]`` (``<errors><error>…`` in XML) with 400, 403 or 404 (503 when intake or
 the tracker does not answer).
 """
@@ -24,12 +26,13 @@ from fastapi.responses import JSONResponse, Response
 
 from lapor.open311.domain import (
     GENERAL,
+    LAPOR_STATUSES,
     MAX_RESULTS,
     Open311Error,
     ServiceType,
     as_request,
+    category_filter,
     date_window,
-    is_closed,
     preceding_id,
     to_xml,
     tracking_id,
@@ -57,23 +60,36 @@ class Open311:
 
     # --- the tracker ------------------------------------------------------------------
 
-    async def listing(self, **params: Any) -> list[dict[str, Any]]:
+    async def page(self, params: list[tuple[str, Any]]) -> dict[str, Any]:
+        """One page of the tracker's public listing (``items``, ``next_after``)."""
         response = await self._call(self.tracker, "GET", "/complaints", params=params)
         if response.status_code != 200:
             raise _unavailable("tracker", response)
-        return response.json()["items"]
+        return response.json()
+
+    async def listing(self, params: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+        """Every complaint of the public listing that matches ``params``, page after page
+        (the tracker filters before it cuts a page)."""
+        rows: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            page = await self.page(
+                [*params, ("limit", PAGE), *([("after", after)] if after else [])]
+            )
+            rows += page["items"]
+            after = page.get("next_after")
+            if not after:
+                return rows
 
     async def public(self, request_id: str) -> dict[str, Any] | None:
-        """One complaint as the public listing shows it (so never a confidential one), with
-        ``updated_at`` from its status page; None if there is none."""
+        """One complaint as the public listing shows it (so never a confidential one);
+        None if there is none."""
         before = preceding_id(request_id)
-        rows = await self.listing(limit=1, **({"after": before} if before else {}))
+        page = await self.page([("limit", 1), *([("after", before)] if before else [])])
+        rows = page["items"]
         if not rows or rows[0]["tracking_id"] != request_id:
             return None
-        page = await self._call(self.tracker, "GET", f"/complaints/{request_id}")
-        if page.status_code != 200:
-            raise _unavailable("tracker", page)
-        return {**rows[0], "updated_at": page.json().get("updated_at")}
+        return rows[0]
 
     async def exists(self, request_id: str) -> bool:
         page = await self._call(self.tracker, "GET", f"/complaints/{request_id}")
@@ -210,7 +226,7 @@ async def get_requests(fmt: str, request: Request) -> Response:
                     raise
                 continue
             if one is not None:
-                found.append(as_request(one, o.services, o.notice, one.get("updated_at")))
+                found.append(as_request(one, o.services, o.notice))
         return render(fmt, found, "service_requests", "request")
     status = q.get("status")
     if status not in (None, "", "open", "closed"):
@@ -220,26 +236,13 @@ async def get_requests(fmt: str, request: Request) -> Response:
     if unknown:
         raise Open311Error(400, f"unknown service_code {', '.join(sorted(unknown))}")
     start, end = date_window(q.get("start_date"), q.get("end_date"), datetime.now(UTC))
-    chosen: list[dict[str, Any]] = []
-    after: str | None = None
-    while True:
-        params: dict[str, Any] = {"limit": PAGE}
-        if after:
-            params["after"] = after
-        rows = await o.listing(**params)
-        for row in rows:
-            received = datetime.fromisoformat(row["received_at"])
-            if not start <= received <= end:
-                continue
-            if codes and (row.get("category") or GENERAL) not in codes:
-                continue
-            if status and is_closed(row["status"]) != (status == "closed"):
-                continue
-            chosen.append(row)
-        if len(rows) < PAGE:
-            break
-        after = rows[-1]["tracking_id"]
-    chosen.sort(key=lambda r: datetime.fromisoformat(r["received_at"]), reverse=True)
+    params: list[tuple[str, Any]] = [("from", start.isoformat()), ("to", end.isoformat())]
+    params += [("category", c) for c in category_filter(codes)]
+    params += [("status", s) for s in LAPOR_STATUSES.get(status or "", ())]
+    chosen = await o.listing(params)
+    chosen.sort(
+        key=lambda r: (datetime.fromisoformat(r["received_at"]), r["tracking_id"]), reverse=True
+    )
     data = [as_request(r, o.services, o.notice) for r in chosen[:MAX_RESULTS]]
     return render(fmt, data, "service_requests", "request")
 
@@ -251,7 +254,7 @@ async def get_request(service_request_id: str, fmt: str, request: Request) -> Re
     one = await o.public(tracking_id(service_request_id))
     if one is None:
         raise Open311Error(404, f"no service request {service_request_id!r}")
-    data = [as_request(one, o.services, o.notice, one.get("updated_at"))]
+    data = [as_request(one, o.services, o.notice)]
     return render(fmt, data, "service_requests", "request")
 
 

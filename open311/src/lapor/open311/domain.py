@@ -1,14 +1,18 @@
 """Open311 GeoReport v2 in the platform's words: pure functions, no I/O.
 
 * **Services** are the routing table's categories (``RoutingTable.load()``): one per
-  category, named in words, grouped under the unit that owns it (a category held by
-  several sub-district offices is grouped under all of them, one name after the other),
-  plus ``umum`` (general) for a report without a category, which the router places by its
-  words (No Wrong Door).
+  category, ``service_name`` its Indonesian name from the category catalogue
+  (``lapor.router.category_names``; the channel's language, as the citizens and units
+  write), ``description`` both names and who handles it, grouped under the unit that owns
+  it (a category held by several sub-district offices is grouped under all of them, one
+  name after the other), plus ``umum`` (general) for a report without a category, which
+  the router places by its words (No Wrong Door).
 * **Requests** are complaints as the tracker's public listing shows them: the LAPOR!
   status becomes ``open`` or ``closed`` (``closed``: Selesai and Arsip), with the status
-  in words in ``status_notes``; the unit is ``agency_responsible``; the current deadline
-  is ``expected_datetime``; the deadline policy in words is ``service_notice``.
+  in words in ``status_notes``; ``description`` is the report's text, ``address``,
+  ``lat`` and ``long`` its place when known; the unit is ``agency_responsible``; the
+  current deadline is ``expected_datetime``; the deadline policy in words is
+  ``service_notice``. The reporter is never named: the tracker does not know them.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from lapor.router.category_names import name_of
 from lapor.shared.deadlines import DeadlinePolicy
+from lapor.shared.lifecycle import Status
 from lapor.shared.tracking import ALPHABET, PATTERN, normalise
 
 GENERAL = "umum"
@@ -34,6 +40,12 @@ MAX_RESULTS = 1000
 
 CLOSED = frozenset({"closed", "archived"})
 """LAPOR! statuses that are Open311 ``closed``: finished (Selesai) and archived (Arsip)."""
+
+LAPOR_STATUSES = {
+    "open": tuple(s.value for s in Status if s.value not in CLOSED),
+    "closed": tuple(s.value for s in Status if s.value in CLOSED),
+}
+"""The LAPOR! statuses each Open311 status stands for (the tracker's ``status`` filter)."""
 
 STATUS_WORDS = {
     "received": "received, awaiting verification and disposition to the authorized unit",
@@ -76,14 +88,6 @@ class ServiceType:
         }
 
 
-def in_words(code: str) -> str:
-    """``air_minum`` as ``Air minum``; acronyms such as ``ktp`` in capitals."""
-    words = code.replace("_", " ").strip()
-    if len(words) <= 4 and " " not in words:
-        return words.upper()
-    return words[:1].upper() + words[1:]
-
-
 def catalogue(units: Sequence[Any], coordinator_name: str) -> dict[str, ServiceType]:
     """Every category of every unit (``UnitRules``: ``code``, ``name``, ``categories``,
     ``keywords``) as a service, in table order, then the general one."""
@@ -96,12 +100,14 @@ def catalogue(units: Sequence[Any], coordinator_name: str) -> dict[str, ServiceT
         group = "; ".join(u.name for u in owners)
         keywords = tuple(dict.fromkeys(k for u in owners for k in u.keywords))[:12]
         where = owners[0].name if len(owners) == 1 else "the sub-district office of the place"
+        names = name_of(category)
+        english = f" ({names.en})" if names.en != names.id else ""
         services[category] = ServiceType(
             code=category,
-            name=in_words(category),
+            name=names.id,
             group=group,
             keywords=keywords,
-            description=f"{in_words(category)}: handled by {where}.",
+            description=f"{names.id}{english}: handled by {where}.",
         )
     if GENERAL not in services:
         services[GENERAL] = ServiceType(
@@ -145,18 +151,36 @@ def timestamp(value: str | datetime | None) -> str | None:
     return moment.isoformat()
 
 
-def as_request(
-    summary: Mapping[str, Any],
-    services: Mapping[str, ServiceType],
-    notice: str,
-    updated_at: str | None = None,
-) -> dict[str, Any]:
-    """A tracker listing row (``ComplaintSummary``) as an Open311 service request.
+def category_filter(codes: set[str]) -> list[str]:
+    """``service_code`` values as the tracker's ``category`` filter: ``umum`` (a report
+    without a category) is the empty value, unless the table has a category ``umum``."""
+    return sorted("" if code == GENERAL else code for code in codes)
 
-    The tracker shows the public neither the body nor the place of a complaint, so
-    ``description`` is its title and ``address``, ``lat`` and ``long`` are null; the
-    reporter is never named (nor is anyone else)."""
+
+def address(location: Mapping[str, Any] | None) -> str | None:
+    """The place in words, most specific first: the address the reporter gave, then the
+    kelurahan and the kecamatan; None when none is known."""
+    if not location:
+        return None
+    parts = [
+        location.get("address"),
+        f"Kelurahan {location['kelurahan']}" if location.get("kelurahan") else None,
+        f"Kecamatan {location['kecamatan']}" if location.get("kecamatan") else None,
+    ]
+    return ", ".join(p for p in parts if p) or None
+
+
+def as_request(
+    summary: Mapping[str, Any], services: Mapping[str, ServiceType], notice: str
+) -> dict[str, Any]:
+    """A row of the tracker's public listing (``PublicComplaintSummary``, never a
+    confidential complaint) as an Open311 service request.
+
+    ``description`` is the report's text (its title for a row the tracker projected
+    before it kept the text), ``address``, ``lat`` and ``long`` its place when the
+    reporter gave one; the reporter is never named (nor is anyone else)."""
     status = summary["status"]
+    where = summary.get("location") or {}
     code = summary.get("category") or GENERAL
     service = services.get(code)
     closed = is_closed(status)
@@ -164,19 +188,19 @@ def as_request(
         "service_request_id": summary["tracking_id"],
         "status": "closed" if closed else "open",
         "status_notes": status_notes(status, summary.get("status_label")),
-        "service_name": service.name if service else in_words(code),
+        "service_name": service.name if service else name_of(code).id,
         "service_code": code,
-        "description": summary.get("title"),
+        "description": summary.get("body") or summary.get("title"),
         "agency_responsible": summary.get("opd_name"),
         "service_notice": notice,
         "requested_datetime": timestamp(summary["received_at"]),
-        "updated_datetime": timestamp(updated_at),
+        "updated_datetime": timestamp(summary.get("updated_at")),
         "expected_datetime": None if closed else timestamp(summary.get("due_at")),
-        "address": None,
+        "address": address(where),
         "address_id": None,
         "zipcode": None,
-        "lat": None,
-        "long": None,
+        "lat": where.get("lat"),
+        "long": where.get("lon"),
         "media_url": None,
     }
 
