@@ -16,4 +16,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers=[router],
         database=False,
         description="Accepts complaints from every channel and logs ComplaintReceived.",
+        multipart=True,  # POST /complaints with files
     )

@@ -8,7 +8,7 @@ import nats.js.errors
 
 from lapor.services.database import migrate, pending_migrations
 from lapor.services.settings import Settings
-from lapor.services.topology import declare_streams, stream_configs
+from lapor.services.topology import declare_streams, object_store_configs, stream_configs
 
 
 async def bootstrap(settings: Settings) -> list[str]:
@@ -46,10 +46,11 @@ async def missing(settings: Settings) -> list[str]:
             await js.key_value(settings.subjects.routing_rules_bucket)
         except nats.js.errors.BucketNotFoundError:
             absent.append(f"bucket {settings.subjects.routing_rules_bucket}")
-        try:
-            await js.object_store(settings.subjects.routing_models_bucket)
-        except nats.js.errors.BucketNotFoundError:
-            absent.append(f"bucket {settings.subjects.routing_models_bucket}")
+        for bucket in object_store_configs(settings):
+            try:
+                await js.object_store(bucket)
+            except nats.js.errors.BucketNotFoundError:
+                absent.append(f"bucket {bucket}")
     finally:
         await nc.close()
     if settings.database_url is not None:

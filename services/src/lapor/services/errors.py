@@ -55,7 +55,11 @@ class ErrorBody(BaseModel):
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    413: {"model": ErrorBody, "description": "The body is larger than LAPOR_MAX_REQUEST_BYTES"},
+    413: {
+        "model": ErrorBody,
+        "description": "The body is larger than LAPOR_MAX_REQUEST_BYTES (a multipart body "
+        "with files, where a route takes them: than the complaint and its files may be)",
+    },
     500: {"model": ErrorBody, "description": "Unexpected error; quote its correlation_id"},
 }
 """The errors every route can give (``include_router(..., responses=ERROR_RESPONSES)``)."""
@@ -98,17 +102,26 @@ class BodyLimit:
     ASGI, like ``Correlation``: ``@app.middleware`` would cost throughput on every request.
     """
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, multipart_limit: int | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.multipart_limit = multipart_limit
+        """A larger limit for ``multipart/form-data`` bodies (files), where a service
+        takes them; ``None``: the one limit for every body."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.limit:
-            await _too_large(self.limit)(scope, receive, send)
+        headers = Headers(scope=scope)
+        limit = self.limit
+        if self.multipart_limit is not None and headers.get("content-type", "").lower().startswith(
+            "multipart/form-data"
+        ):
+            limit = self.multipart_limit
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            await _too_large(limit)(scope, receive, send)
             return
         received = 0
         started = False
@@ -118,8 +131,8 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise BodyTooLarge(self.limit)
+                if received > limit:
+                    raise BodyTooLarge(limit)
             return message
 
         async def watched(message: Message) -> None:
@@ -133,7 +146,7 @@ class BodyLimit:
             # Normally the exception handler answers it; this is for a read outside its reach.
             if started:
                 raise
-            await _too_large(self.limit)(scope, receive, send)
+            await _too_large(limit)(scope, receive, send)
 
 
 def _too_large(limit: int) -> JSONResponse:

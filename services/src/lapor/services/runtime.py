@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lapor.services.attachments import AttachmentStore
 from lapor.services.connections import nats_reconnect_options
 from lapor.services.consumers import DeadLetters
 from lapor.services.database import create_pool
@@ -140,6 +141,11 @@ class Runtime:
         return EventStore(self.js, self.settings.subjects)
 
     @cached_property
+    def attachments(self) -> AttachmentStore:
+        """The citizens' attachments (intake writes, the tracker reads)."""
+        return AttachmentStore(self.js, self.settings.subjects.attachments_bucket)
+
+    @cached_property
     def dead_letters(self) -> DeadLetters:
         return DeadLetters(self.js, self.settings)
 
@@ -176,10 +182,14 @@ def create_service(
     roles: Mapping[str, Part] | None = None,
     database: bool = True,
     description: str = "",
+    multipart: bool = False,
 ) -> FastAPI:
     """The service's app. Either its parts directly (``routers``, ``subscribers``,
     ``projections``, ``workers``: one role, ``all``) or ``roles``, its parts by role name;
-    ``settings.role`` picks what this process runs (an unknown role: :class:`UnknownRole`)."""
+    ``settings.role`` picks what this process runs (an unknown role: :class:`UnknownRole`).
+    ``multipart``: the service takes files (``multipart/form-data``), whose bodies may be
+    as large as ``settings.max_multipart_bytes``; every other body keeps
+    ``settings.max_request_bytes``."""
     if roles is None:
         roles = {}
         part = Part(routers, subscribers, projections, workers)
@@ -247,7 +257,9 @@ def create_service(
     app.include_router(_health_router(), responses=ERROR_RESPONSES)
     for router in part.routers:
         app.include_router(router, responses=ERROR_RESPONSES)
-    _install_error_handling(app, settings.max_request_bytes)
+    _install_error_handling(
+        app, settings.max_request_bytes, settings.max_multipart_bytes if multipart else None
+    )
     # Outermost: counts and traces every request, a 413 or a 500 too.
     app.add_middleware(Instrumented, service=name)
     return app
@@ -342,10 +354,12 @@ class Correlation:
             await self.app(scope, receive, send_with_id)
 
 
-def _install_error_handling(app: FastAPI, max_request_bytes: int) -> None:
+def _install_error_handling(
+    app: FastAPI, max_request_bytes: int, max_multipart_bytes: int | None = None
+) -> None:
     """One error shape (``lapor.services.errors``), the body size limit, and an OpenAPI
     that documents both."""
-    app.add_middleware(BodyLimit, limit=max_request_bytes)
+    app.add_middleware(BodyLimit, limit=max_request_bytes, multipart_limit=max_multipart_bytes)
     # Added last, so outermost: even a 413 sent before the app runs carries the id.
     app.add_middleware(Correlation)
     install_error_handlers(app)

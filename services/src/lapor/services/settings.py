@@ -86,6 +86,21 @@ class Settings(BaseSettings):
     retry_base_delay_seconds: float = Field(default=1.0, gt=0)
     projection_retry_max_seconds: float = Field(
         default=30.0,
+    # Attachments (intake's multipart POST /complaints, the portal's report form): the
+    # limits are checked on the bytes themselves, and a multipart body may be as large as
+    # the complaint plus that many files (``max_multipart_bytes``).
+    max_attachments: int = Field(
+        default=5, ge=0, le=20, description="Files a complaint may carry (0: none accepted)"
+    )
+    max_attachment_bytes: int = Field(
+        default=5 * 1024 * 1024, ge=1024, description="Largest file, as sent and as stored"
+    )
+    max_image_pixels: int = Field(
+        default=40_000_000,
+        ge=1,
+        description="Largest image (width × height) decoded to clean it: a small file can "
+        "hold a huge bitmap",
+    )
         gt=0,
         description="Longest wait before a stopped read model tries its event again (a fix "
         "or an operator's decision is picked up within it)",
@@ -111,6 +126,15 @@ class Settings(BaseSettings):
 
     @property
     def nats_servers(self) -> list[str]:
+    @property
+    def max_multipart_bytes(self) -> int:
+        """The body limit of a multipart request: the complaint's own limit, plus every
+        file it may carry, plus room for each part's headers."""
+        per_part = 16 * 1024
+        return self.max_request_bytes + self.max_attachments * (
+            self.max_attachment_bytes + per_part
+        )
+
         """``NATS_URL`` as the servers a client tries, in order: one URL, or several
         separated by commas (the nodes of a cluster, so that a client also starts while one
         of them is down). Pass this, not ``nats_url``, to ``nats.connect``."""

@@ -101,22 +101,32 @@ async def declare_streams(js: JetStreamContext, settings: Settings) -> None:
 RULES_HISTORY = 64
 
 
+def object_store_configs(settings: Settings) -> dict[str, ObjectStoreConfig]:
+    """The object stores, by bucket name: the routing models, and the citizens'
+    attachments (each object named by the sha256 of its bytes; personal data, so
+    deletable on request, unlike the log)."""
+    s = settings.subjects
+
+    def config(description: str) -> ObjectStoreConfig:
+        return ObjectStoreConfig(
+            storage=StorageType.FILE, replicas=settings.stream_replicas, description=description
+        )
+
+    return {
+        s.routing_models_bucket: config("Routing models published by operators"),
+        s.attachments_bucket: config("Citizens' attachments (photos, documents), by sha256"),
+    }
+
+
 async def declare_buckets(js: JetStreamContext, settings: Settings) -> None:
     """The key-value bucket of the routing rules (its history keeps past tables) and the
-    object store of the routing models, replicated like the streams."""
-    models = settings.subjects.routing_models_bucket
-    try:
-        await js.object_store(models)
-    except BucketNotFoundError:
-        await js.create_object_store(
-            models,
-            config=ObjectStoreConfig(
-                storage=StorageType.FILE,
-                replicas=settings.stream_replicas,
-                description="Routing models published by operators",
-            ),
-        )
-        log.info("bucket created", bucket=models)
+    object stores (:func:`object_store_configs`), replicated like the streams."""
+    for name, config in object_store_configs(settings).items():
+        try:
+            await js.object_store(name)
+        except BucketNotFoundError:
+            await js.create_object_store(name, config=config)
+            log.info("bucket created", bucket=name)
     bucket = settings.subjects.routing_rules_bucket
     try:
         await js.key_value(bucket)

@@ -82,6 +82,9 @@ NameText = Annotated[str, Field(max_length=200), _STORABLE]
 AddressText = Annotated[str, Field(max_length=500), _STORABLE]
 PlaceText = Annotated[str, Field(max_length=100), _STORABLE]
 """The name of a kecamatan or kelurahan."""
+FileNameText = Annotated[str, Field(min_length=1, max_length=255), _STORABLE]
+"""An attachment's file name as the reporter's device gave it, cleaned by intake (no
+folders, no control characters)."""
 
 
 class ReportType(StrEnum):
@@ -144,11 +147,44 @@ class Complaint(BaseModel):
     confidential: bool = Field(default=False, description="Rahasia: content never public")
 
 
+SHA256_HEX = r"^[0-9a-f]{64}$"
+
+
+class AttachmentRef(BaseModel):
+    """A photo or document the reporter attached: a reference to its bytes in the
+    attachments' object store (``<ROOT>_ATTACHMENTS``), never the bytes themselves.
+
+    The bytes are the ones intake stored: checked by their content, images re-encoded
+    without their metadata (EXIF, GPS, XMP, comments)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(
+        pattern=r"^[A-Za-z0-9_-]{1,128}$",
+        description="The object's name in the attachments' store (today its sha256)",
+    )
+    sha256: str = Field(pattern=SHA256_HEX, description="Digest of the stored bytes, hex")
+    media_type: str = Field(
+        pattern=r"^[a-z]+/[a-z0-9.+-]+$",
+        description="What the bytes are, found from the bytes themselves (image/jpeg, "
+        "image/png, image/webp, application/pdf)",
+    )
+    size: int = Field(ge=0, description="Bytes stored")
+    filename: FileNameText | None = Field(
+        default=None, description="The name the reporter's device gave it, cleaned"
+    )
+
+
 @register
 class ComplaintReceived(Complaint, Event):
     """A complaint was accepted and given its tracking ID (laporan diterima)."""
 
     TYPE = "complaint.received"
+
+    attachments: list[AttachmentRef] = Field(
+        default_factory=list,
+        description="Photos and documents, stored before this event was appended",
+    )
 
 
 class RoutingCandidate(BaseModel):

@@ -49,6 +49,12 @@ class Subjects:
         return f"{self._stream_prefix}_ROUTING_MODELS"
 
     @property
+    def attachments_bucket(self) -> str:
+        """Object store holding the citizens' attachments (photos, documents), each under
+        the sha256 of its stored bytes; ``complaint.received`` carries references only."""
+        return f"{self._stream_prefix}_ATTACHMENTS"
+
+    @property
     def _stream_prefix(self) -> str:
         return self.root.upper().replace(".", "_").replace("-", "_")
 

@@ -51,6 +51,7 @@ from lapor.shared.registry import load_registry
 from lapor.shared.tracking import PATTERN as TRACKING_ID
 from lapor.shared.tracking import normalise
 from lapor.tracker import domain
+from lapor.tracker.attachments_api import Attachment, attachments_of
 from lapor.tracker.domain import Forbidden, NotAllowed, NotFound, Status
 from lapor.tracker.period import BadBound, period
 from lapor.tracker.read_model import complaint_view, list_complaints, list_public_complaints
@@ -400,7 +401,10 @@ class ComplaintContent(BaseModel):
     location: Location
     incident_date: date | None
     suggested_opd: str | None = Field(description="The unit the reporter thought responsible")
-    attachments: list[str] = Field(description="Always empty: the events carry no attachments yet")
+    attachments: list[Attachment] = Field(
+        description="Photos and documents the reporter attached, in their order; the bytes "
+        "at .../attachments/{id} of this complaint's path (/admin/... or /agencies/...)"
+    )
     anonymous: bool
     confidential: bool
     received_at: datetime
@@ -460,7 +464,7 @@ def _content(view: dict[str, Any]) -> ComplaintContent:
         **{k: c[k] for k in ComplaintContent.model_fields if k in c},
         status_label=labels[Status(c["status"])],
         location=_location(c),
-        attachments=[],
+        attachments=attachments_of(c),
         history=[
             HistoryEntry(
                 event=h["event_type"],

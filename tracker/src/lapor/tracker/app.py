@@ -14,6 +14,7 @@ from lapor.services.runtime import Part, create_service
 from lapor.services.settings import DeadlineSettings, Settings
 from lapor.shared.registry import load_registry
 from lapor.tracker.api import router
+from lapor.tracker.attachments_api import attachments_router
 from lapor.tracker.exports import exports_router
 from lapor.tracker.read_model import StatusProjection
 from lapor.tracker.scheduler import DeadlineScheduler, Now, utc_now
@@ -31,7 +32,7 @@ def create_app(
         "tracker",
         settings,
         roles={
-            "api": Part(routers=[router, exports_router], scales_out=True),
+            "api": Part(routers=[router, exports_router, attachments_router], scales_out=True),
             "projector": Part(
                 projections=[StatusProjection(deadlines.calendar(), deadlines.policy())],
                 workers=[

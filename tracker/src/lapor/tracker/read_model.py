@@ -53,6 +53,7 @@ _CONTENT = (
     "location_lon",
     "incident_date",
     "suggested_opd",
+    "attachment_refs",
 )
 """What the complaint says: for the admin and the unit it is disposed to only."""
 _RECEIVED = (*_FIXED, *_CONTENT)
@@ -71,7 +72,13 @@ def _received(event: ComplaintReceived) -> tuple[Any, ...]:
         where.lon if where else None,
         event.incident_date,
         event.suggested_opd,
+        _attachments(event),
     )
+
+
+def _attachments(event: ComplaintReceived) -> str:
+    """The references to the complaint's files (``tracker.complaints.attachment_refs``)."""
+    return json.dumps([ref.model_dump(mode="json") for ref in event.attachments])
 
 
 def _routing(event: ComplaintRouted, at: datetime) -> str:
@@ -259,6 +266,20 @@ async def complaint_view(pool: asyncpg.Pool, tracking_id: str) -> dict[str, Any]
             tracking_id,
         )
     return {"complaint": dict(row), "history": [dict(h) for h in history]}
+
+
+async def complaint_attachments(
+    pool: asyncpg.Pool, tracking_id: str
+) -> tuple[str | None, bool, list[dict[str, Any]]] | None:
+    """A complaint's unit, whether it is confidential, and its attachments' references;
+    None if the tracker has not seen it (yet)."""
+    row = await pool.fetchrow(
+        "SELECT opd, confidential, attachment_refs FROM tracker.complaints WHERE tracking_id = $1",
+        tracking_id,
+    )
+    if row is None:
+        return None
+    return row["opd"], row["confidential"], json.loads(row["attachment_refs"])
 
 
 async def list_complaints(
