@@ -30,7 +30,7 @@ from lapor.services.auth import issue_token, reporter_secret
 from lapor.services.bootstrap import bootstrap
 from lapor.services.database import with_database
 from lapor.services.settings import Settings
-from lapor.services.topology import object_store_configs, stream_configs
+from lapor.services.topology import key_value_configs, object_store_configs, stream_configs
 
 T = TypeVar("T")
 
@@ -92,8 +92,9 @@ async def settings(infra: Infrastructure) -> AsyncIterator[Settings]:
     for config in stream_configs(test_settings):
         with contextlib.suppress(Exception):
             await js.delete_stream(config.name)
-    with contextlib.suppress(Exception):
-        await js.delete_key_value(test_settings.subjects.routing_rules_bucket)
+    for kv in key_value_configs(test_settings):
+        with contextlib.suppress(Exception):
+            await js.delete_key_value(kv.bucket)
     for bucket in object_store_configs(test_settings):
         with contextlib.suppress(Exception):
             await js.delete_object_store(bucket)

@@ -6,6 +6,9 @@ What is backed up
 Every stream the platform keeps its data in (:func:`covered`):
 
 * ``<ROOT>_EVENTS``, the log: the source of truth; every read model is rebuilt from it;
+* ``OBJ_<ROOT>_ATTACHMENTS``, the citizens' photos and documents, which the log's
+  ``complaint.received`` refer to (taken after the log: intake stores the files before it
+  appends, so every complaint of the backed-up log has its files);
 * ``<ROOT>_REPORTERS``, the reporters' contacts: nothing can rebuild it;
 * ``<ROOT>_AGENCY``, the agencies' copies, with the durables ``lapor nats-users`` made for
   each unit (what each agency has read);
@@ -13,7 +16,10 @@ Every stream the platform keeps its data in (:func:`covered`):
 * ``KV_<ROOT>_ROUTING_RULES``, the routing rules' bucket (tables, their change records,
   the record of the model in force, with their history);
 * ``OBJ_<ROOT>_ROUTING_MODELS``, the routing models' object store (only once a model was
-  published: a backup without it says so in ``absent``).
+  published: a backup without it says so in ``absent``);
+* ``KV_<ROOT>_STAFF_ACCOUNTS``, the officers' and coordinators' accounts, and
+  ``<ROOT>_STAFF_SIGNINS``, their sign-in record (the portal's sessions are not kept: a
+  restore signs everyone out).
 
 How: the server's own snapshot, not an export of messages
 =========================================================
@@ -155,16 +161,21 @@ class Covered:
 
 def covered(subjects: Subjects) -> list[Covered]:
     """The streams a backup holds, in the order they are taken: the log first, then the
-    reporters (intake appends a complaint before its reporter, so every complaint of the
-    backed-up log has its reporter), the rules before the models (a model's record is put
-    after its archive, so every model the rules name is in the object store)."""
+    attachments and the reporters (intake stores a complaint's files before it appends
+    the complaint, and appends it before its reporter, so every complaint of the
+    backed-up log has its files and its reporter), the rules before the models (a model's
+    record is put after its archive, so every model the rules name is in the object
+    store)."""
     return [
         Covered("events", subjects.events_stream, True),
+        Covered("attachments", f"OBJ_{subjects.attachments_bucket}", True),
         Covered("reporters", subjects.reporters_stream, True),
         Covered("agency", subjects.agency_stream, True),
         Covered("dead_letters", subjects.dead_letter_stream, True),
         Covered("routing_rules", f"KV_{subjects.routing_rules_bucket}", True),
         Covered("routing_models", f"OBJ_{subjects.routing_models_bucket}", False),
+        Covered("staff_accounts", f"KV_{subjects.staff_accounts_bucket}", True),
+        Covered("signins", subjects.signins_stream, True),
     ]
 
 

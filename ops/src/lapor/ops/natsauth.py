@@ -235,17 +235,22 @@ def service_permissions(role: str, subjects: Subjects) -> dict[str, Any] | None:
 
     * ``intake`` appends ``complaint.received`` and writes the reporter's record to
       ``<root>.reporter.<id>``: the only user that may write the reporters' stream. It
-      reads no consumer.
+      stores the attachments (``$O.<ROOT>_ATTACHMENTS.>``, and reads an object's record
+      to find one already stored): the only user that may write them. It reads no
+      consumer.
     * ``router`` reads the log through its consumers, appends ``complaint.routed`` and
       ``complaint.disposed``, publishes the agencies' copies to ``<root>.agency.>``,
       reads and watches the rules bucket and the models' object store, parks dead
       letters.
     * ``tracker`` reads the log through its consumers (read model, deadlines), appends
       the complaint's later events (anything but ``complaint.received``), parks dead
-      letters.
+      letters, reads the attachments (to serve them to those who may read the
+      complaint) and writes none.
     * ``analytics`` reads the log through its consumers and parks dead letters; it
       writes nothing else.
-    * ``portal`` and ``open311`` (:data:`HTTP_ROLES`) nothing beyond the common part.
+    * ``portal`` reads and writes the staff's accounts and sessions (key-value buckets)
+      and records sign-ins; ``open311`` nothing beyond the common part (both are
+      :data:`HTTP_ROLES`: clients of the other services' HTTP APIs).
 
     None of them may read the reporters' stream (:func:`reporters_denied`), the agency
     stream's consumers, or create, change or delete a stream."""
@@ -255,12 +260,15 @@ def service_permissions(role: str, subjects: Subjects) -> dict[str, Any] | None:
     s = subjects
     events = s.events_stream
     buckets = [f"KV_{s.routing_rules_bucket}", f"OBJ_{s.routing_models_bucket}"]
+    attachments = f"OBJ_{s.attachments_bucket}"  # intake writes, the tracker reads
     streams = [events, s.agency_stream, s.reporters_stream, s.dead_letter_stream, *buckets]
+    streams.append(attachments)
     publish = ["$JS.API.INFO", *(f"$JS.API.STREAM.INFO.{name}" for name in streams)]
     publish.append(f"$JS.API.STREAM.MSG.GET.{events}")
     deny: dict[str, list[str]] = {"publish": [], "subscribe": []}
     if role == "intake":
         publish += [s.of_type("complaint.received"), f"{s.root}.reporter.*"]
+        publish += [f"$O.{s.attachments_bucket}.>", f"$JS.API.STREAM.MSG.GET.{attachments}"]
     elif role in HTTP_ROLES:
         deny = reporters_denied(s)
     else:
@@ -274,6 +282,12 @@ def service_permissions(role: str, subjects: Subjects) -> dict[str, Any] | None:
     elif role == "tracker":
         publish.append(s.all_events)
         deny["publish"].append(s.of_type("complaint.received"))
+        publish += _reads_bucket(attachments)
+    elif role == "portal":
+        for bucket in (s.staff_accounts_bucket, s.staff_sessions_bucket):
+            publish += [f"$JS.API.STREAM.INFO.KV_{bucket}", f"$KV.{bucket}.>"]
+            publish += _reads_bucket(f"KV_{bucket}")
+        publish.append(s.all_signins)
     permissions: dict[str, Any] = {
         "publish": {"allow": publish},
         "subscribe": {"allow": ["_INBOX.>"]},

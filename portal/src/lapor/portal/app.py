@@ -24,6 +24,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from lapor.portal import domain, i18n
 from lapor.portal.csrf import Csrf
 from lapor.portal.pages import Portal, Unavailable, render, router
+from lapor.portal.staff.pages import Staff
+from lapor.portal.staff.pages import router as staff_router
+from lapor.router.category_names import names_of
 from lapor.router.domain import RoutingTable
 from lapor.services.runtime import create_service
 from lapor.services.settings import DeadlineSettings, Settings
@@ -70,7 +73,7 @@ def create_app(
     app = create_service(
         "portal",
         settings,
-        routers=[router],
+        routers=[router, staff_router],
         database=False,
         description="The citizen-facing web pages (HTML): report, track, the public dashboard "
         "and list; a client of intake, the tracker and analytics.",
@@ -87,7 +90,7 @@ def create_app(
 
     table = RoutingTable.load(deployment=settings.deployment)
     registry = load_registry(settings.deployment)
-    categories = {c: domain_words(c) for unit in table.opds.values() for c in unit.categories}
+    categories = names_of(c for unit in table.opds.values() for c in unit.categories)
     places = {
         unit.unit.kecamatan: tuple(unit.kelurahan)
         for unit in table.opds.values()
@@ -100,12 +103,14 @@ def create_app(
         analytics=client(analytics, own.analytics_url),
         environments=environments(),
         csrf=Csrf(secret),
-        categories=sorted(categories.items(), key=lambda kv: kv[1]),
+        categories=categories,
         places=dict(sorted(places.items())),
         timezone=ZoneInfo(DeadlineSettings().timezone),
         units={code: unit.unit.name for code, unit in table.opds.items()},
         site_name=registry.deployment.name or settings.deployment.replace("_", " ").title(),
     )
+
+    app.state.staff = Staff(secret=secret, session_seconds=settings.staff_session_seconds)
 
     async def unavailable(request: Request, error: Exception) -> Response:
         return render(request, "unavailable.html", status_code=503)
@@ -125,14 +130,6 @@ def create_app(
 
     app.router.lifespan_context = lifespan
     return app
-
-
-def domain_words(code: str) -> str:
-    """``air_minum`` as ``Air minum``; short codes such as ``ktp`` in capitals."""
-    words = code.replace("_", " ").strip()
-    if len(words) <= 4 and " " not in words:
-        return words.upper()
-    return words[:1].upper() + words[1:]
 
 
 __all__ = ["PortalSettings", "create_app", "domain"]

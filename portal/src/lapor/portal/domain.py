@@ -40,6 +40,45 @@ PUBLIC_STATUS = {
 """The public statuses of SP4N-LAPOR! (the Indonesian catalogue holds the official labels:
 Belum Terverifikasi, Belum Ditindaklanjuti, Proses, Selesai, Tertunda, Arsip)."""
 
+STAFF_STATUS = {
+    "received": N_("Not yet verified (staff)"),
+    "disposed": N_("Disposed, not yet followed up"),
+    "in_progress": N_("Disposed, being processed"),
+    "answered": N_("Disposed, waiting for the reporter"),
+    "closed": N_("Disposed, finished"),
+    "on_hold": N_("On hold (staff)"),
+    "archived": N_("Archived (staff)"),
+}
+"""The statuses the coordinator and the units see (the Indonesian catalogue holds the
+LAPOR! labels: Belum Terverifikasi, Terdisposisi, Belum Ditindaklanjuti ...)."""
+
+ARCHIVE_REASONS = {
+    "wrong_format": N_("Wrong format"),
+    "too_general": N_("Too general"),
+    "not_public_service": N_("Not about a public service"),
+    "duplicate": N_("Duplicate"),
+    "abusive": N_("Abusive"),
+    "legal_dispute": N_("A legal dispute"),
+    "criminal_report": N_("A criminal report"),
+    "corruption_case": N_("A corruption case"),
+}
+"""Why a report is archived, as the coordinator chooses."""
+
+ARCHIVE_GUIDANCE = {
+    "wrong_format": N_("The report could not be read; please submit it again."),
+    "too_general": N_("Please say what happened, where and when, and submit again."),
+    "not_public_service": N_("This channel handles complaints about public services."),
+    "duplicate": N_("The same report is already being handled."),
+    "abusive": N_("The report broke the channel's rules of conduct."),
+    "legal_dispute": N_("Legal disputes are decided by the courts (pengadilan)."),
+    "criminal_report": N_("Report crimes to the police (SPKT Polri, call 110)."),
+    "corruption_case": N_(
+        "Report corruption to the KPK (kws.kpk.go.id) or the Attorney General's office."
+    ),
+}
+"""What the citizen is told for each reason: ``lapor.shared.words.ARCHIVE_GUIDANCE``
+word for word (a test holds them equal), marked here so the catalogues translate it."""
+
 EVENT_WORDS = {
     "complaint.received": N_("Report received"),
     "complaint.routed": N_("The system proposed the unit responsible"),

@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     stream_replicas: int = Field(default=1, ge=1, le=5)
     duplicate_window_seconds: float = Field(default=2 * 3600, gt=0)
 
+    staff_session_seconds: float = Field(
+        default=8 * 3600,
+        gt=0,
+        description="How long a staff sign-in to the portal lasts (a working day); sessions "
+        "expire in NATS after it, whatever the portal does",
+    )
     auth_secret: SecretStr | None = Field(
         default=None, description="Signs officer tokens and derives reporter secrets"
     )
@@ -80,12 +86,6 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         default=64 * 1024, ge=1024, description="Larger request bodies are refused with 413"
     )
-
-    # Consumers.
-    max_deliver: int = Field(default=6, ge=1, description="Deliveries before dead-lettering")
-    retry_base_delay_seconds: float = Field(default=1.0, gt=0)
-    projection_retry_max_seconds: float = Field(
-        default=30.0,
     # Attachments (intake's multipart POST /complaints, the portal's report form): the
     # limits are checked on the bytes themselves, and a multipart body may be as large as
     # the complaint plus that many files (``max_multipart_bytes``).
@@ -101,6 +101,12 @@ class Settings(BaseSettings):
         description="Largest image (width × height) decoded to clean it: a small file can "
         "hold a huge bitmap",
     )
+
+    # Consumers.
+    max_deliver: int = Field(default=6, ge=1, description="Deliveries before dead-lettering")
+    retry_base_delay_seconds: float = Field(default=1.0, gt=0)
+    projection_retry_max_seconds: float = Field(
+        default=30.0,
         gt=0,
         description="Longest wait before a stopped read model tries its event again (a fix "
         "or an operator's decision is picked up within it)",
@@ -121,12 +127,6 @@ class Settings(BaseSettings):
         return deployment_name(value)  # an unknown name fails at start-up, naming the known
 
     @property
-    def subjects(self) -> Subjects:
-        return Subjects(self.subject_root)
-
-    @property
-    def nats_servers(self) -> list[str]:
-    @property
     def max_multipart_bytes(self) -> int:
         """The body limit of a multipart request: the complaint's own limit, plus every
         file it may carry, plus room for each part's headers."""
@@ -135,6 +135,12 @@ class Settings(BaseSettings):
             self.max_attachment_bytes + per_part
         )
 
+    @property
+    def subjects(self) -> Subjects:
+        return Subjects(self.subject_root)
+
+    @property
+    def nats_servers(self) -> list[str]:
         """``NATS_URL`` as the servers a client tries, in order: one URL, or several
         separated by commas (the nodes of a cluster, so that a client also starts while one
         of them is down). Pass this, not ``nats_url``, to ``nats.connect``."""

@@ -63,6 +63,14 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
             description="Reporter contact (personal data, erasable)",
             **common,
         ),
+        # Every staff sign-in attempt, for audit: two years, then gone.
+        StreamConfig(
+            name=s.signins_stream,
+            subjects=[s.all_signins],
+            description="Staff sign-in attempts (audit)",
+            max_age=730 * DAY,
+            **common,
+        ),
         StreamConfig(
             name=s.dead_letter_stream,
             subjects=[s.all_dead_letters],
@@ -99,6 +107,8 @@ async def declare_streams(js: JetStreamContext, settings: Settings) -> None:
 
 
 RULES_HISTORY = 64
+ACCOUNT_HISTORY = 16
+"""Past versions of an account kept (password changes, lock-outs, by whom)."""
 
 
 def object_store_configs(settings: Settings) -> dict[str, ObjectStoreConfig]:
@@ -119,25 +129,45 @@ def object_store_configs(settings: Settings) -> dict[str, ObjectStoreConfig]:
 
 
 async def declare_buckets(js: JetStreamContext, settings: Settings) -> None:
-    """The key-value bucket of the routing rules (its history keeps past tables) and the
-    object stores (:func:`object_store_configs`), replicated like the streams."""
+    """The object stores (:func:`object_store_configs`) and the key-value buckets
+    (:func:`key_value_configs`), replicated like the streams."""
     for name, config in object_store_configs(settings).items():
         try:
             await js.object_store(name)
         except BucketNotFoundError:
             await js.create_object_store(name, config=config)
             log.info("bucket created", bucket=name)
-    bucket = settings.subjects.routing_rules_bucket
-    try:
-        await js.key_value(bucket)
-    except BucketNotFoundError:
-        await js.create_key_value(
-            KeyValueConfig(
-                bucket=bucket,
-                history=RULES_HISTORY,
-                storage=StorageType.FILE,
-                replicas=settings.stream_replicas,
-                description="Routing rules published by operators",
-            )
-        )
-        log.info("bucket created", bucket=bucket)
+    for config in key_value_configs(settings):
+        try:
+            await js.key_value(config.bucket)
+        except BucketNotFoundError:
+            await js.create_key_value(config)
+            log.info("bucket created", bucket=config.bucket)
+
+
+def key_value_configs(settings: Settings) -> list[KeyValueConfig]:
+    """The key-value buckets: the routing rules (their history keeps past tables), the
+    staff accounts, and the portal's sessions (each entry gone after a session's
+    lifetime, whatever happens to the portal)."""
+    s = settings.subjects
+    common = dict(storage=StorageType.FILE, replicas=settings.stream_replicas)
+    return [
+        KeyValueConfig(
+            bucket=s.routing_rules_bucket,
+            history=RULES_HISTORY,
+            description="Routing rules published by operators",
+            **common,
+        ),
+        KeyValueConfig(
+            bucket=s.staff_accounts_bucket,
+            history=ACCOUNT_HISTORY,
+            description="Staff accounts: officers and coordinators (lapor accounts)",
+            **common,
+        ),
+        KeyValueConfig(
+            bucket=s.staff_sessions_bucket,
+            ttl=settings.staff_session_seconds,
+            description="The portal's signed-in staff sessions",
+            **common,
+        ),
+    ]

@@ -101,3 +101,27 @@ class Subjects:
 
     def dead_letter(self, consumer: str) -> str:
         return f"{self.root}.deadletter.{consumer}"
+
+    # --- staff: the officers' and coordinators' accounts, sessions and sign-ins -----
+    @property
+    def staff_accounts_bucket(self) -> str:
+        """Key-value bucket of staff accounts (``lapor accounts``), by user name."""
+        return f"{self._stream_prefix}_STAFF_ACCOUNTS"
+
+    @property
+    def staff_sessions_bucket(self) -> str:
+        """Key-value bucket of the portal's signed-in sessions, by the token's digest;
+        entries expire on their own (the bucket's age limit)."""
+        return f"{self._stream_prefix}_STAFF_SESSIONS"
+
+    @property
+    def signins_stream(self) -> str:
+        """Every staff sign-in attempt, kept for audit (``lapor accounts sign-ins``)."""
+        return f"{self._stream_prefix}_STAFF_SIGNINS"
+
+    @property
+    def all_signins(self) -> str:
+        return f"{self.root}.signin.>"
+
+    def signin(self, outcome: str) -> str:
+        return f"{self.root}.signin.{outcome}"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, status
@@ -54,7 +54,12 @@ from lapor.tracker import domain
 from lapor.tracker.attachments_api import Attachment, attachments_of
 from lapor.tracker.domain import Forbidden, NotAllowed, NotFound, Status
 from lapor.tracker.period import BadBound, period
-from lapor.tracker.read_model import complaint_view, list_complaints, list_public_complaints
+from lapor.tracker.read_model import (
+    complaint_view,
+    list_by_due,
+    list_complaints,
+    list_public_complaints,
+)
 
 router = APIRouter(tags=["tracker"])
 
@@ -235,6 +240,14 @@ class ComplaintList(BaseModel):
 
 
 Page = Annotated[int, Query(ge=1, le=200)]
+Order = Annotated[
+    Literal["id", "due"],
+    Query(description="id: by tracking ID; due: the earliest deadline first (a work queue)"),
+]
+DueBefore = Annotated[
+    datetime | None,
+    Query(description="Only complaints whose current step is due by then (ordered by due)"),
+]
 
 
 class PublicComplaintSummary(ComplaintSummary):
@@ -334,13 +347,18 @@ async def public_listing(
 async def admin_queue(
     rt: Rt,
     actor: AuthenticatedActor,
-    status_: Annotated[Status | None, Query(alias="status")] = Status.RECEIVED,
+    status_: Annotated[Status | Literal["all"], Query(alias="status")] = Status.RECEIVED,
     after: Annotated[str | None, Query(pattern=TRACKING_ID)] = None,
     limit: Page = 50,
+    order: Order = "id",
+    due_before: DueBefore = None,
 ) -> ComplaintList:
-    """The coordinating admin's queue: by default what awaits verification, with proposals."""
+    """The coordinating admin's queue: by default what awaits verification, with proposals
+    (``status=all``: every complaint; ``order=due``, ``due_before``: what nears or is past
+    its deadline, the earliest first)."""
     _require(actor, "admin")
-    rows = await list_complaints(rt.db, status=status_, after=after, limit=limit)
+    wanted = None if status_ == "all" else Status(status_)
+    rows = await _listing(rt, wanted, None, after, limit, order, due_before)
     return _page(rows, limit, domain.AGENCY_LABEL)
 
 
@@ -352,11 +370,30 @@ async def agency_listing(
     status_: Annotated[Status | None, Query(alias="status")] = None,
     after: Annotated[str | None, Query(pattern=TRACKING_ID)] = None,
     limit: Page = 50,
+    order: Order = "id",
+    due_before: DueBefore = None,
 ) -> ComplaintList:
-    """A unit's own complaints (including confidential ones, which it must handle)."""
+    """A unit's own complaints (including confidential ones, which it must handle); its
+    inbox with ``order=due``: the earliest deadline first, those without one last."""
     _require_unit(actor, opd)
-    rows = await list_complaints(rt.db, status=status_, opd=opd, after=after, limit=limit)
+    rows = await _listing(rt, status_, opd, after, limit, order, due_before)
     return _page(rows, limit, domain.AGENCY_LABEL)
+
+
+async def _listing(
+    rt: Runtime,
+    status_: Status | None,
+    opd: str | None,
+    after: str | None,
+    limit: int,
+    order: str,
+    due_before: datetime | None,
+) -> list[dict[str, Any]]:
+    if order == "due" or due_before is not None:
+        return await list_by_due(
+            rt.db, status=status_, opd=opd, due_before=due_before, after=after, limit=limit
+        )
+    return await list_complaints(rt.db, status=status_, opd=opd, after=after, limit=limit)
 
 
 class Candidate(BaseModel):
@@ -412,6 +449,11 @@ class ComplaintContent(BaseModel):
     due_at: datetime | None
     overdue: bool
     history: list[HistoryEntry]
+    allowed_actions: list[str] = Field(
+        default_factory=list,
+        description="What the reader (the coordinator, or the unit) may do now; the "
+        "actions' paths are named after them",
+    )
 
 
 class AdminComplaint(ComplaintContent):
@@ -435,7 +477,8 @@ async def admin_complaint(tracking_id: TrackingId, rt: Rt, actor: AuthenticatedA
     c = view["complaint"]
     routing = json.loads(c["routing"]) if c["routing"] else None
     return AdminComplaint(
-        **_content(view).model_dump(),
+        **_content(view).model_dump(exclude={"allowed_actions"}),
+        allowed_actions=domain.allowed_in(Status(c["status"]), "admin"),
         proposed_opd=c["proposed_opd"],
         proposal=Proposal.model_validate(routing) if routing else None,
     )
@@ -455,7 +498,9 @@ async def agency_complaint(
     view = await complaint_view(rt.db, tracking_id)
     if view is None or view["complaint"]["opd"] != opd:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such complaint for you")
-    return _content(view)
+    content = _content(view)
+    content.allowed_actions = domain.allowed_in(content.status, "agency")
+    return content
 
 
 def _content(view: dict[str, Any]) -> ComplaintContent:

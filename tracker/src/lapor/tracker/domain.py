@@ -132,7 +132,12 @@ RULES: dict[Action, Rule] = {
 
 
 def allowed_actions(state: Lifecycle, role: str) -> list[str]:
-    return [a for a, r in RULES.items() if r.role == role and state.status in r.states]
+    return allowed_in(state.status, role)
+
+
+def allowed_in(status: Status, role: str) -> list[str]:
+    """What ``role`` may do to a complaint in ``status``."""
+    return [a for a, r in RULES.items() if r.role == role and status in r.states]
 
 
 def authorize(state: Lifecycle | None, actor: Actor, action: Action) -> Lifecycle:

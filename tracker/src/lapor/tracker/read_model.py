@@ -345,3 +345,37 @@ async def list_public_complaints(
         limit,
     )
     return [dict(r) for r in rows]
+
+
+_DUE = "coalesce(due_at, 'infinity'::timestamptz)"
+"""A complaint whose clock does not run (finished, on hold, archived) comes last."""
+
+
+async def list_by_due(
+    pool: asyncpg.Pool,
+    *,
+    status: Status | None = None,
+    opd: str | None = None,
+    due_before: datetime | None = None,
+    after: str | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Complaints by due date, the earliest first, then by tracking ID (keyset pagination
+    on both: ``after`` is the last tracking ID of the previous page). ``due_before``: only
+    those whose current step is due by then (an inbox's "nearing or past their
+    deadline")."""
+    rows = await pool.fetch(
+        f"""SELECT *, {OVERDUE} FROM tracker.complaints
+           WHERE ($1::text IS NULL OR status = $1)
+             AND ($2::text IS NULL OR opd = $2)
+             AND ($3::timestamptz IS NULL OR due_at <= $3)
+             AND ($4::text IS NULL OR ({_DUE}, tracking_id) > (
+                   SELECT {_DUE}, tracking_id FROM tracker.complaints WHERE tracking_id = $4))
+           ORDER BY {_DUE}, tracking_id LIMIT $5""",
+        status,
+        opd,
+        due_before,
+        after,
+        limit,
+    )
+    return [dict(r) for r in rows]
