@@ -1,0 +1,132 @@
+"""The staff pages in a real browser (Debian's headless Chromium through Playwright, as
+``test_citizen``): the coordinator signs in, finds the citizen's report in the
+verification queue with the router's proposal and disposes it; the unit's officer signs
+in, finds it in the inbox, follows up and answers; a wrong password is refused; signing
+out ends the session. axe-core checks every page (nothing serious or critical) and each is
+photographed into ``build/screenshots/`` (``staf-*.png``)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from lapor.analytics.app import create_app as analytics_app
+from lapor.devtools.testing import ROAD, eventually, serving
+from lapor.intake.app import create_app as intake_app
+from lapor.portal.app import create_app as portal_app
+from lapor.portal.staff import accounts as acc
+from lapor.portal.staff.stores import Accounts
+from lapor.router.app import create_app as router_app
+from lapor.services.settings import Settings
+from lapor.tracker.app import create_app as tracker_app
+
+from .test_citizen import Site, browser, context, listening, look  # noqa: F401 (fixture)
+
+PASSWORD = "kata-sandi-yang-panjang"
+REPORTER = "Siti Rahmawati"
+
+
+@pytest.fixture
+async def staff_site(settings: Settings) -> AsyncIterator[tuple[Site, httpx.AsyncClient]]:
+    """The system with the coordinator deciding every disposition (nothing automatic),
+    an account for the coordinator and one for public works' officer."""
+    manual = settings.model_copy(update={"auto_dispose_confidence": 1.01})
+    async with contextlib.AsyncExitStack() as stack:
+        intake = await stack.enter_async_context(serving(intake_app(manual)))
+        await stack.enter_async_context(serving(router_app(manual)))
+        tracker = await stack.enter_async_context(serving(tracker_app(manual)))
+        analytics = await stack.enter_async_context(serving(analytics_app(manual)))
+        app = portal_app(manual, intake=intake, tracker=tracker, analytics=analytics)
+        await stack.enter_async_context(serving(app))
+        accounts = await Accounts.open(app.state.runtime.js, manual.subjects)
+        units = {"dpupr", "dlh"}
+        await accounts.add(acc.new_account("rina", "coordinator", PASSWORD, name="Rina"))
+        await accounts.add(acc.new_account("budi", "officer", PASSWORD, opd="dpupr", units=units))
+        url = await stack.enter_async_context(listening(app))
+        yield Site(url, tracker), intake
+
+
+async def sign_in(page: Page, username: str, password: str = PASSWORD) -> None:
+    await page.goto("/masuk")
+    await page.get_by_label("Nama pengguna").fill(username)
+    await page.get_by_label("Kata sandi").fill(password)
+    async with page.expect_navigation():
+        await page.get_by_role("button", name="Masuk", exact=True).click()
+
+
+async def status_is(site: Site, tracking_id: str, status: str) -> bool:
+    answer = await site.tracker.get(f"/complaints/{tracking_id}")
+    return answer.status_code == 200 and answer.json()["status"] == status
+
+
+async def test_the_coordinator_disposes_and_the_officer_follows_up_and_answers(
+    browser: Browser,  # noqa: F811
+    staff_site,
+):
+    site, intake = staff_site
+    answer = await intake.post(
+        "/complaints", json={**ROAD, "anonymous": False, "reporter": {"name": REPORTER}}
+    )
+    tracking_id = answer.json()["tracking_id"]
+    await eventually(lambda: _proposed(site, tracking_id))  # the router's proposal is in the queue
+
+    async with context(browser, site) as made:
+        page = await made.new_page()
+        await sign_in(page, "rina", "salah-kata-sandinya")
+        await expect(page.locator("[role=alert]")).to_contain_text(
+            "Nama pengguna atau kata sandi salah"
+        )
+        await look(page, "staf-masuk-salah")
+        await sign_in(page, "rina")
+        await expect(page.locator("h1")).to_have_text("Antrean verifikasi")
+        await look(page, "staf-antrean")
+        await page.get_by_role("link", name=tracking_id).click()
+        await expect(page.locator("h1")).to_contain_text(tracking_id)
+        await expect(page.locator("#proposal-title")).to_have_text("Usulan sistem")
+        await expect(page.locator("main")).to_contain_text(ROAD["body"])
+        assert REPORTER not in await page.content()
+        await look(page, "staf-koordinator-laporan")
+        await page.locator("#opd").select_option("dpupr")
+        async with page.expect_navigation():
+            await page.get_by_role("button", name="Verifikasi dan disposisi").click()
+        await expect(page.locator("[role=status]")).to_be_visible()
+        await eventually(lambda: status_is(site, tracking_id, "disposed"))
+        await page.goto("/koordinator/tenggat")
+        await expect(page.locator("h1")).to_have_text("Tenggat")
+        await look(page, "staf-tenggat")
+        async with page.expect_navigation():
+            await page.get_by_role("button", name="Keluar").click()
+        await expect(page.locator("[role=status]")).to_have_text("Anda sudah keluar.")
+        await page.goto("/koordinator")
+        assert "/masuk" in page.url  # the session is over
+
+    async with context(browser, site) as made:
+        page = await made.new_page()
+        await sign_in(page, "budi")
+        await expect(page.locator("h1")).to_have_text("Kotak masuk")
+        await expect(page.locator("table.reports")).to_contain_text(tracking_id)
+        await look(page, "staf-kotak-masuk")
+        await page.get_by_role("link", name=tracking_id).click()
+        await expect(page.locator("main")).to_contain_text(ROAD["body"])
+        await look(page, "staf-unit-laporan")
+        await page.locator("#message").fill("Tim sudah meninjau lokasi dan menjadwalkan perbaikan.")
+        async with page.expect_navigation():
+            await page.get_by_role("button", name="Kirim tindak lanjut").click()
+        await eventually(lambda: status_is(site, tracking_id, "in_progress"))
+        await page.reload()
+        await page.locator("#resolution").fill("Lubang sudah ditambal pada hari Senin.")
+        async with page.expect_navigation():
+            await page.get_by_role("button", name="Kirim jawaban").click()
+        await eventually(lambda: status_is(site, tracking_id, "answered"))
+        await page.reload()
+        await expect(page.locator("ol.timeline")).to_contain_text("Lubang sudah ditambal")
+        await look(page, "staf-unit-dijawab")
+
+
+async def _proposed(site: Site, tracking_id: str) -> bool:
+    answer = await site.tracker.get(f"/complaints/{tracking_id}")
+    return answer.status_code == 200 and len(answer.json()["history"]) >= 2
