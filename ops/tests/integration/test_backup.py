@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from importlib.resources import files
 from typing import Any
@@ -22,6 +23,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from lapor.analytics.app import create_app as analytics_app
+from lapor.devtools import sample_files
 from lapor.devtools.testing import as_reporter, bearer, eventually, serving
 from lapor.intake.app import create_app as intake_app
 from lapor.ops import backup
@@ -129,7 +131,9 @@ async def read_models(settings, database: str | None = None) -> dict[str, list[d
 async def contents(js: JetStreamContext, stream: str) -> list[tuple]:
     """Every message of a stream as stored: sequence, subject, headers, data, time."""
     state = (await js.stream_info(stream)).state
-    found = []
+    found: list[tuple] = []
+    if not state.messages:
+        return found
     for seq in range(state.first_seq, state.last_seq + 1):
         with contextlib.suppress(NotFoundError):
             m = await js.get_msg(stream, seq)
@@ -181,6 +185,15 @@ async def test_a_backup_restored_after_a_wipe_gives_back_every_stream_and_the_sa
 
     async with system(settings) as (intake, tracker):
         road, waste, light = [await submit(intake, c) for c in (ROAD, WASTE, LIGHT)]
+        # A complaint with a photo: its file is in the attachments' store, backed up too.
+        photo = ("lubang.jpg", sample_files.phone_photo(), "image/jpeg")
+        anonymous = {k: v for k, v in ROAD.items() if k != "reporter"}
+        parts = [("complaint", (None, json.dumps(anonymous).encode(), "application/json"))]
+        r = await intake.post("/complaints", files=[*parts, ("attachments", photo)])
+        assert r.status_code == 202, r.text
+        store = await js.object_store(settings.subjects.attachments_bucket)
+        [stored] = await store.list()
+        photo_bytes = (await store.get(stored.name)).data
         for tracking_id in (road, waste, light):
             await disposed(tracker, tracking_id)
         opd = (await tracker.get(f"/complaints/{road}")).json()["opd"]
@@ -210,22 +223,26 @@ async def test_a_backup_restored_after_a_wipe_gives_back_every_stream_and_the_sa
     audit = await verify(js, settings.subjects.events_stream, settings.subjects)
     assert audit.ok and audit.events == len(before[settings.subjects.events_stream][1]) >= 12
     live = await read_models(settings)
-    assert len(live["tracker.complaints"]) == 3
+    assert len(live["tracker.complaints"]) == 4
 
     folder, manifest = await backup.create(settings, tmp_path / "backups")
     assert backup.verify_backup(folder) == manifest
     assert [s.role for s in manifest.streams] == [
         "events",
+        "attachments",
         "reporters",
         "agency",
         "dead_letters",
         "routing_rules",
         "routing_models",
+        "staff_accounts",
+        "signins",
     ]
     assert manifest.absent == []
     for entry in manifest.streams:
         held = before[entry.stream][1]
-        assert (entry.messages, entry.last_seq) == (len(held), held[-1][0]), entry.stream
+        last = held[-1][0] if held else entry.last_seq  # an empty stream keeps its last_seq
+        assert (entry.messages, entry.last_seq) == (len(held), last), entry.stream
 
     await wipe(js, settings)
     report = await backup.restore(settings, folder)
@@ -250,6 +267,10 @@ async def test_a_backup_restored_after_a_wipe_gives_back_every_stream_and_the_sa
     assert sorted(m[1] for m in reporters) == sorted(
         settings.subjects.reporter(t) for t in (road, light)
     )
+    # The photo is back, whole (the store checks its digest as it reads).
+    store = await js.object_store(settings.subjects.attachments_bucket)
+    [stored] = await store.list()
+    assert (await store.get(stored.name)).data == photo_bytes
     # The rules and the model in force are back.
     current = await RulesStore.current(js, bucket)
     assert current is not None and current.version == RoutingTable.from_text(table).version

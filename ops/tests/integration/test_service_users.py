@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import subprocess
@@ -313,3 +314,50 @@ async def test_each_service_runs_as_its_own_user_and_only_intake_touches_reporte
     next_b = f"$JS.API.CONSUMER.MSG.NEXT.{s.agency_stream}.{natsauth.consumer_name(B)}"
     await eventually(lambda: agency.violated("publish", next_b), within=5)
     await agency.nc.close()
+
+
+async def test_only_intake_writes_attachments_and_only_the_tracker_reads_them(
+    deployment: Deployment,
+) -> None:
+    """A photo goes in through intake's user and out through the tracker's; every other
+    user is refused the attachments' object store, and the tracker cannot write it."""
+    from lapor.devtools import sample_files
+
+    s = deployment.subjects
+    parts = [
+        ("complaint", (None, json.dumps(ROAD).encode(), "application/json")),
+        ("attachments", ("jalan.jpg", sample_files.phone_photo(), "image/jpeg")),
+    ]
+    admin = bearer(deployment.ops, "admin")
+    async with contextlib.AsyncExitStack() as stack:
+        intake = await stack.enter_async_context(serving(intake_app(deployment.settings("intake"))))
+        tracker = await stack.enter_async_context(
+            serving(tracker_app(deployment.settings("tracker")))
+        )
+        r = await intake.post("/complaints", files=parts)
+        assert r.status_code == 202, r.text
+        cid = r.json()["tracking_id"]
+
+        async def listed():
+            r = await tracker.get(f"/admin/complaints/{cid}", headers=admin)
+            return r.json()["attachments"] if r.status_code == 200 else None
+
+        [photo] = await eventually(listed, within=20)
+        r = await tracker.get(f"/admin/complaints/{cid}/attachments/{photo['id']}", headers=admin)
+        assert r.status_code == 200, r.text
+        assert hashlib.sha256(r.content).hexdigest() == photo["sha256"]
+
+    stream = f"OBJ_{s.attachments_bucket}"
+    read = f"$JS.API.STREAM.MSG.GET.{stream}"
+    for role in ("router", "analytics", *natsauth.HTTP_ROLES):
+        client = await Client.connect(deployment.url(role))
+        with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
+            await client.nc.request(read, b'{"seq": 1}', timeout=1)
+        await eventually(lambda c=client: c.violated("publish", read), within=5)
+        await client.nc.close()
+    forged = f"$O.{s.attachments_bucket}.C.forged"
+    client = await Client.connect(deployment.url("tracker"))
+    with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
+        await client.nc.request(forged, b"not a photo", timeout=1)
+    await eventually(lambda: client.violated("publish", forged), within=5)
+    await client.nc.close()

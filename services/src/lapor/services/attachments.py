@@ -108,7 +108,13 @@ class AttachmentStore:
     async def _chunks(self, info: ObjectInfo, name: str, sha256: str) -> AsyncIterator[bytes]:
         digest = hashlib.sha256()
         if info.size:
-            sub = await self.js.subscribe(f"$O.{self.bucket}.C.{info.nuid}", ordered_consumer=True)
+            # The stream named: nats-py would otherwise look it up ($JS.API.STREAM.NAMES),
+            # which the tracker's NATS user may not.
+            sub = await self.js.subscribe(
+                f"$O.{self.bucket}.C.{info.nuid}",
+                stream=f"OBJ_{self.bucket}",
+                ordered_consumer=True,
+            )
             try:
                 while True:
                     msg = await sub.next_msg(timeout=CHUNK_WAIT_SECONDS)

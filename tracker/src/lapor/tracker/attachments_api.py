@@ -147,6 +147,9 @@ async def _download(
         raise _not_found()
     try:
         size, chunks = await rt.attachments.open(ref.id, ref.sha256)
+        # The first chunk before the 200: a store that cannot be read is a 503, not a
+        # transfer cut short.
+        first = await anext(chunks, b"")
     except AttachmentMissing:
         log.warning("attachment not in the store", complaint_id=tracking_id)
         raise HTTPException(
@@ -161,7 +164,7 @@ async def _download(
         ) from None
     digest = base64.b64encode(bytes.fromhex(ref.sha256)).decode()
     return ExportResponse(
-        _guarded(chunks),
+        _guarded(first, chunks),
         media_type=ref.media_type,
         headers={
             "Content-Length": str(size),
@@ -175,10 +178,12 @@ async def _download(
     )
 
 
-async def _guarded(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _guarded(first: bytes, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """The chunks; a failure after the 200 has gone out (the store lost, bytes that do not
     match their digest) propagates, so the transfer is cut short, never ended as whole."""
     try:
+        if first:
+            yield first
         async for chunk in chunks:
             yield chunk
     finally:
