@@ -187,6 +187,11 @@ def _announce(
         print(f"  {name:<10} {url}  (docs: /docs)")
     if "intake" in urls:
         print(f"Try:     curl -X POST {one}/api/intake/complaints" + EXAMPLE)
+    print(
+        "Staff sign in at /masuk: make an account first, e.g.\n"
+        "  lapor accounts add rina --role coordinator\n"
+        "  lapor accounts add budi --role officer --opd dpupr"
+    )
     print("A process that dies is started again. Ctrl-C stops everything.\n", flush=True)
 
 
