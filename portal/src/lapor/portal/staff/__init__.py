@@ -7,5 +7,7 @@ coordinator's verification desk (admin koordinator).
 | ``stores`` | where accounts, sessions and sign-ins live (NATS buckets and a stream) |
 | ``signin`` | a sign-in attempt, decided and recorded |
 | ``pages`` | the pages and their forms |
-| ``commands`` | ``lapor accounts``: add, list, password, unlock, disable, remove, sign-ins |
+
+Accounts are made with ``lapor accounts``, an operator's command like the others
+(``lapor.ops.commands.accounts``).
 """

@@ -1,5 +1,6 @@
-"""``lapor accounts``: the staff's accounts (``lapor.portal.staff.accounts``), in the
-deployment's NATS (run as the ops user, or locally beside ``lapor run``).
+"""``lapor accounts``: the staff's accounts for the portal (``lapor.portal.staff``), in
+the deployment's NATS (as the ops user ``lapor``), or in the local system's (beside
+``lapor run``, found by its data folder).
 
     lapor accounts add USER --role officer --opd dpupr [--name "Budi Santoso"]
     lapor accounts add USER --role coordinator
@@ -56,10 +57,12 @@ def arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    from lapor.ops.reach import deployment
     from lapor.portal.staff.accounts import InvalidAccount
 
     try:
-        return asyncio.run(_run(settings, args))
+        with deployment(settings, database=False) as reached:
+            return asyncio.run(_run(reached, args))
     except InvalidAccount as e:
         print(f"lapor accounts: {e}", file=sys.stderr)
         return 2
