@@ -304,3 +304,78 @@ async def test_every_page_has_its_language_one_h1_and_labelled_inputs(settings):
                 assert check_page(answer.text).lang == lang
         css = await portal.get("/static/portal.css")
         assert css.status_code == 200 and "@media print" in css.text
+
+
+async def test_the_public_pages_show_a_reports_text_and_place_never_a_confidential_ones(
+    settings,
+):
+    """LAPOR! publishes the text of a report that is not confidential: its tracking page
+    shows the text, the category's name and the place, and the public list an excerpt;
+    a confidential (Rahasia) report's page shows none of it, whoever submitted it."""
+    async with system(settings) as (intake, tracker, portal):
+        place = {"address": "Jl. Tanjungpura 17", "kelurahan": "Mariana"}
+        public = check_page((await submit(portal, **place)).text).text("tracking-id")
+        secret_body = "Petugas meminta uang pelicin untuk mempercepat surat pindah domisili."
+        secret = check_page(
+            (
+                await submit(
+                    portal,
+                    title="Pungli surat pindah",
+                    body=secret_body,
+                    category="pindah_domisili",
+                    confidential="on",
+                    **place,
+                )
+            ).text
+        ).text("tracking-id")
+        pinned = {
+            "title": "Lampu jalan padam",
+            "body": "Lampu penerangan jalan umum padam sejak seminggu, gelap sekali.",
+            "category": "penerangan_jalan_umum",
+            "location": {"lat": -0.0263, "lon": 109.3425},
+        }
+        r = await intake.post("/complaints", json=pinned)
+        assert r.status_code == 202, r.text
+        point = r.json()["tracking_id"]
+
+        async def tracked() -> bool:
+            ids = (public, secret, point)
+            codes = [(await tracker.get(f"/complaints/{i}")).status_code for i in ids]
+            return codes == [200, 200, 200]
+
+        await eventually(tracked)
+
+        page = await portal.get(f"/lacak/{public}")
+        check_page(page.text)
+        assert GOOD["body"] in page.text
+        assert "Jl. Tanjungpura 17, Kelurahan Mariana, Kecamatan Pontianak Kota" in page.text
+        assert "Isi laporan" in page.text and ">Jalan<" in page.text  # the category's name
+        english = await portal.get(f"/lacak/{public}", params={"lang": "en"})
+        assert ">Roads<" in english.text and "What was reported" in english.text
+
+        page = await portal.get(f"/lacak/{point}", params={"lang": "id"})  # the cookie says en
+        assert "openstreetmap.org/?mlat=-0.0263&amp;mlon=109.3425" in page.text
+        assert "-0.02630, 109.34250" in page.text
+        assert "Penerangan jalan umum (PJU)" in page.text
+
+        hidden = await portal.get(f"/lacak/{secret}")
+        assert hidden.status_code == 200
+        check_page(hidden.text)
+        assert "Rahasia: isi laporan tidak ditampilkan kepada publik." in hidden.text
+        for leak in (secret_body, "Pungli", "Tanjungpura", "Mariana", "Pindah domisili"):
+            assert leak not in hidden.text, leak
+
+        listing = await portal.get("/laporan")
+        check_page(listing.text)
+        assert secret not in listing.text and "Tanjungpura" not in listing.text
+        assert GOOD["body"][:60] in listing.text and "Mariana, Pontianak Kota" in listing.text
+        assert ">Jalan<" in listing.text and "Penerangan jalan umum (PJU)" in listing.text
+        # Filtered by category (the tracker's filter), in English names with ?lang=en.
+        roads = await portal.get("/laporan", params={"category": "jalan", "lang": "en"})
+        check_page(roads.text)
+        assert public in roads.text and point not in roads.text and secret not in roads.text
+        assert ">Roads<" in roads.text and ">Street lighting<" in roads.text  # option
+        form = await portal.get("/lapor", params={"lang": "en"})
+        assert '<option value="jalan">Roads</option>' in form.text
+        form = await portal.get("/lapor", params={"lang": "id"})
+        assert '<option value="jalan">Jalan</option>' in form.text

@@ -32,6 +32,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from lapor.portal import csrf as csrf_
 from lapor.portal import domain, i18n
+from lapor.router.category_names import CategoryName, name_of
 from lapor.shared.tracking import PATTERN, normalise
 
 TRACKING_ID = re.compile(PATTERN)
@@ -55,8 +56,8 @@ class Portal:
     analytics: httpx.AsyncClient
     environments: dict[str, jinja2.Environment]
     csrf: csrf_.Csrf
-    categories: list[tuple[str, str]]
-    """(code, words) of every routing category."""
+    categories: dict[str, CategoryName]
+    """Every routing category's names (Indonesian and English), by code."""
     places: dict[str, tuple[str, ...]]
     """Each kecamatan and its kelurahan."""
     timezone: ZoneInfo
@@ -97,12 +98,27 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
         moment=lambda v: _moment(v, lang, portal.timezone),
         status_words=lambda s: gettext(domain.PUBLIC_STATUS.get(s, domain.OTHER_EVENT)),
         event_words=lambda e: gettext(domain.EVENT_WORDS.get(e, domain.OTHER_EVENT)),
+        category_words=lambda code: category_words(portal, code, lang),
         **context,
     )
     response = HTMLResponse(html, status_code=status_code)
     if request.query_params.get("lang") in i18n.LANGUAGES:
         response.set_cookie(i18n.COOKIE, lang, max_age=365 * 86400, samesite="lax", httponly=True)
     return response
+
+
+def category_words(portal: Portal, code: str | None, lang: str) -> str:
+    """A category's name in the page's language (the catalogue's, else the code in
+    words); empty for none."""
+    if not code:
+        return ""
+    return portal.categories.get(code, name_of(code)).in_language(lang)
+
+
+def _categories(portal: Portal, lang: str) -> list[tuple[str, str]]:
+    """(code, name) of every routing category, by name in ``lang``."""
+    named = ((code, names.in_language(lang)) for code, names in portal.categories.items())
+    return sorted(named, key=lambda pair: pair[1].casefold())
 
 
 def _day(value: str | date | None, lang: str) -> str:
@@ -160,7 +176,7 @@ def _form_page(
         csrf_token=token,
         report_types=domain.REPORT_TYPES,
         labels=domain.FIELD_LABELS,
-        categories=portal.categories,
+        categories=_categories(portal, language(request)),
         places=portal.places,
     )
     response.set_cookie(
@@ -301,16 +317,26 @@ def _month(key: str | None, lang: str) -> str:
 
 @router.get("/laporan", response_class=HTMLResponse)
 async def public_list(
-    request: Request, status: str | None = None, after: str | None = None
+    request: Request,
+    status: str | None = None,
+    category: str | None = None,
+    after: str | None = None,
 ) -> Response:
     portal = portal_of(request)
-    params: dict[str, Any] = {"limit": LIST_PAGE}
+    params: list[tuple[str, Any]] = [("limit", LIST_PAGE)]
     if status in domain.PUBLIC_STATUS:
-        params["status"] = status
+        # Every status the public sees under the same label ("Proses": in progress and
+        # answered), asked of the tracker together.
+        label = domain.PUBLIC_STATUS[status]
+        params += [("status", s) for s, same in domain.PUBLIC_STATUS.items() if same == label]
     else:
         status = None
+    if category in portal.categories:
+        params.append(("category", category))
+    else:
+        category = None
     if after and TRACKING_ID.fullmatch(after):
-        params["after"] = after
+        params.append(("after", after))
     answer = await portal.call(portal.tracker, "GET", "/complaints", params=params)
     if answer.status_code != 200:
         raise Unavailable("/complaints")
@@ -322,4 +348,6 @@ async def public_list(
         next_after=page.get("next_after"),
         status=status,
         statuses=[s for s in domain.PUBLIC_STATUS if s != "answered"],
+        category=category,
+        categories=_categories(portal, language(request)),
     )
