@@ -361,3 +361,41 @@ async def test_only_intake_writes_attachments_and_only_the_tracker_reads_them(
         await client.nc.request(forged, b"not a photo", timeout=1)
     await eventually(lambda: client.violated("publish", forged), within=5)
     await client.nc.close()
+
+
+async def test_the_portal_user_keeps_staff_accounts_sessions_and_sign_ins_and_nothing_more(
+    deployment: Deployment,
+):
+    """The portal signs staff in with its own NATS user: it reads and counts on accounts
+    the ops user made, keeps sessions and records sign-ins; it may not append to the log."""
+    from datetime import UTC, datetime
+
+    from lapor.portal.staff import accounts as acc
+    from lapor.portal.staff.signin import sign_in
+    from lapor.portal.staff.stores import Accounts, Sessions, SignIns
+
+    s, now, password = deployment.subjects, datetime.now(UTC), "kata-sandi-yang-panjang"
+    ops = await nats.connect(deployment.ops.nats_url)
+    try:
+        made = acc.new_account("budi", "officer", password, opd=A, units={A})
+        await (await Accounts.open(ops.jetstream(), s)).add(made)
+        client = await Client.connect(deployment.url("portal"))
+        js = client.nc.jetstream(timeout=2)
+        accounts, record = await Accounts.open(js, s), SignIns(js, s)
+        wrong = await sign_in(accounts, record, "budi", "bukan-kata-sandinya", now)
+        right = await sign_in(accounts, record, "budi", password, now)
+        assert (wrong.outcome, right.outcome) == ("wrong_password", "ok")
+        sessions = await Sessions.open(js, s)
+        token, _ = await sessions.start("budi", now)
+        assert (await sessions.get(token)).username == "budi"
+        await sessions.end(token)
+        assert await sessions.get(token) is None
+        recorded = await SignIns(ops.jetstream(), s).recent()
+        assert [r["outcome"] for r in recorded] == ["wrong_password", "ok"]
+
+        forged = s.complaint("7K3MQ9X2AB", "complaint.received")
+        await client.nc.publish(forged, b"{}")
+        await eventually(lambda: client.violated("publish", forged), within=5)
+        await client.nc.close()
+    finally:
+        await ops.close()
