@@ -77,6 +77,7 @@ def create_app(
         database=False,
         description="The citizen-facing web pages (HTML): report, track, the public dashboard "
         "and list; a client of intake, the tracker and analytics.",
+        multipart=True,  # the report form carries photos and documents
     )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     owned: list[httpx.AsyncClient] = []
@@ -108,6 +109,8 @@ def create_app(
         timezone=ZoneInfo(DeadlineSettings().timezone),
         units={code: unit.unit.name for code, unit in table.opds.items()},
         site_name=registry.deployment.name or settings.deployment.replace("_", " ").title(),
+        max_attachments=settings.max_attachments,
+        max_attachment_bytes=settings.max_attachment_bytes,
     )
 
     app.state.staff = Staff(secret=secret, session_seconds=settings.staff_session_seconds)

@@ -113,6 +113,7 @@ FIELDS = (
     "address",
     "anonymous",
     "confidential",
+    "attachments",
     "name",
     "phone",
     "email",
@@ -130,6 +131,7 @@ FIELD_LABELS = {
     "address": N_("Address"),
     "anonymous": N_("Anonymous (Anonim)"),
     "confidential": N_("Confidential (Rahasia)"),
+    "attachments": N_("Photos or documents"),
     "name": N_("Name"),
     "phone": N_("Phone"),
     "email": N_("E-mail"),
@@ -164,6 +166,8 @@ def submission(form: Mapping[str, str]) -> dict[str, Any]:
     reporter = {k: value(k) for k in ("name", "phone", "email") if value(k)}
     if reporter:
         body["reporter"] = reporter
+    if form.get("share_photo_location") == "on":
+        body["share_photo_location"] = True
     return body
 
 
@@ -174,6 +178,8 @@ def form_field(field: str) -> str:
         return parts[1] if len(parts) > 1 and parts[1] in FIELDS else "address"
     if parts[0] == "reporter":
         return parts[1] if len(parts) > 1 and parts[1] in FIELDS else "name"
+    if parts[0].startswith("attachments"):  # attachments, attachments[2]
+        return "attachments"
     return parts[0] if parts[0] in FIELDS else GENERAL_ERROR
 
 
@@ -193,6 +199,44 @@ _PATTERN = {
 _FALLBACK = N_("Please check this field.")
 
 
+_FILE_REASONS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"at most (?P<n>\d+) files"), N_("Attach at most %(n)s files.")),
+    (
+        re.compile(r"larger than (?P<bytes>\d+) bytes"),
+        N_("%(file)s is too large: at most %(mb)s MB a file."),
+    ),
+    (re.compile(r"pixels"), N_("%(file)s is too large a picture.")),
+    (re.compile(r"animated", re.I), N_("%(file)s is animated: attach a still photo.")),
+    (re.compile(r"PDF with"), N_("%(file)s holds scripts or embedded files: not accepted.")),
+    (re.compile(r"empty"), N_("%(file)s is empty.")),
+    (
+        re.compile(r"not an accepted type|not a readable"),
+        N_("%(file)s is not a photo (JPEG, PNG, WebP) or a PDF document."),
+    ),
+)
+"""Intake's reasons for a refused file, as the form says them; ``%(file)s`` is its name."""
+
+
+def megabytes(n: int) -> str:
+    """A size limit in MB as the hint says it: 5, or 2.5."""
+    return f"{n / (1024 * 1024):.1f}".removesuffix(".0")
+
+
+def file_reason(field: str, text: str, files: Sequence[str] = ()) -> tuple[str, dict[str, str]]:
+    """Intake's reason for a file (``attachments[i]``) or for the files together."""
+    found = re.fullmatch(r"attachments\[(\d+)\]", field)
+    index = int(found.group(1)) if found else None
+    name = files[index] if index is not None and index < len(files) else ""
+    label = name or (f"#{index + 1}" if index is not None else "")
+    for pattern, message in _FILE_REASONS:
+        if hit := pattern.search(text):
+            values = {**hit.groupdict(), "file": label}
+            if "bytes" in values:
+                values["mb"] = megabytes(int(values.pop("bytes")))
+            return message, values
+    return _FALLBACK, {}
+
+
 def reason(field: str, text: str) -> tuple[str, dict[str, str]]:
     """Intake's reason for ``field`` (the form's name) as a message id and its values."""
     if "pattern" in text and field in _PATTERN:
@@ -203,13 +247,18 @@ def reason(field: str, text: str) -> tuple[str, dict[str, str]]:
     return _FALLBACK, {}
 
 
-def field_errors(errors: Sequence[Mapping[str, Any]]) -> dict[str, list[tuple[str, dict]]]:
-    """Intake's ``422`` ``errors`` by the form's field: (message id, values), in order."""
+def field_errors(
+    errors: Sequence[Mapping[str, Any]], files: Sequence[str] = ()
+) -> dict[str, list[tuple[str, dict]]]:
+    """Intake's ``422`` ``errors`` by the form's field: (message id, values), in order.
+    ``files``: the names of the files sent, in order (``attachments[i]`` names one)."""
     found: dict[str, list[tuple[str, dict]]] = {}
     for error in errors:
         field = str(error.get("field", ""))
         name = GENERAL_ERROR if field.lower() == "idempotency-key" else form_field(field)
-        message = reason(name, str(error.get("reason", "")))
+        text = str(error.get("reason", ""))
+        by_file = name == "attachments"
+        message = file_reason(field, text, files) if by_file else reason(name, text)
         if message not in found.setdefault(name, []):
             found[name].append(message)
     return dict(sorted(found.items(), key=lambda kv: _order(kv[0])))

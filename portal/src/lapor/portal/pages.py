@@ -15,6 +15,7 @@ comes from intake (``POST /complaints``), the tracker (``GET /complaints``,
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ import structlog
 from babel.dates import format_date, format_datetime
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lapor.portal import csrf as csrf_
 from lapor.portal import domain, i18n
@@ -41,6 +44,7 @@ log = structlog.get_logger(__name__)
 router = APIRouter(include_in_schema=False)
 
 LIST_PAGE = 25
+OCTETS = "application/octet-stream"
 
 
 class Unavailable(Exception):
@@ -63,6 +67,9 @@ class Portal:
     timezone: ZoneInfo
     site_name: str
     units: dict[str, str] = field(default_factory=dict)
+    max_attachments: int = 5
+    """Files a report may carry (intake's LAPOR_MAX_ATTACHMENTS), for the form's hint."""
+    max_attachment_bytes: int = 5 * 1024 * 1024
 
     async def call(self, client: httpx.AsyncClient, method: str, path: str, **kw: Any):
         try:
@@ -143,6 +150,27 @@ async def form_data(request: Request) -> dict[str, str]:
     return dict(parse_qsl(raw, keep_blank_values=True))
 
 
+async def report_form_data(request: Request) -> tuple[dict[str, str], list[UploadFile]]:
+    """The report form's values and its files: a ``multipart/form-data`` body (the form
+    with its file input; python-multipart, through Starlette, parses it) or a plain
+    urlencoded one. Files left unchosen (an empty part) are not files; how many and
+    how large they may be is intake's to judge (its 422 names each file)."""
+    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        return await form_data(request), []
+    try:
+        form = await request.form(max_files=64, max_fields=64)
+    except StarletteHTTPException:
+        return {}, []  # unreadable: no CSRF token either, so it is refused as forged
+    values: dict[str, str] = {}
+    uploads: list[UploadFile] = []
+    for name, value in form.multi_items():
+        if isinstance(value, str):
+            values[name] = value
+        elif name == "attachments" and (value.filename or value.size):
+            uploads.append(value)
+    return values, uploads
+
+
 # --- home --------------------------------------------------------------------------------
 
 
@@ -178,6 +206,8 @@ def _form_page(
         labels=domain.FIELD_LABELS,
         categories=_categories(portal, language(request)),
         places=portal.places,
+        max_attachments=portal.max_attachments,
+        max_attachment_mb=domain.megabytes(portal.max_attachment_bytes),
     )
     response.set_cookie(
         csrf_.COOKIE,
@@ -202,19 +232,31 @@ async def report_form(request: Request) -> Response:
 @router.post("/lapor", response_class=HTMLResponse)
 async def report_submit(request: Request) -> Response:
     portal = portal_of(request)
-    values = await form_data(request)
+    values, uploads = await report_form_data(request)
     if not portal.csrf.check(request.cookies.get(csrf_.COOKIE), values.get(csrf_.FIELD)):
         return render(request, "forbidden.html", status_code=403)
     key = values.get("key") if _is_key(values.get("key")) else uuid.uuid4().hex
+    body = domain.submission(values)
+    if uploads:
+        # Forwarded as intake's multipart variant: the same JSON, then the files as sent.
+        complaint = ("complaint", (None, json.dumps(body).encode(), "application/json"))
+        parts = [complaint] + [
+            ("attachments", (u.filename or "", await u.read(), u.content_type or OCTETS))
+            for u in uploads
+        ]
+        content: dict[str, Any] = {"files": parts}
+    else:
+        content = {"json": body}
     answer = await portal.call(
         portal.intake,
         "POST",
         "/complaints",
-        json=domain.submission(values),
+        **content,
         headers={"Idempotency-Key": f"portal-{key}"},
     )
     if answer.status_code == 422:
-        errors = domain.field_errors(answer.json().get("errors") or [])
+        names = [u.filename or "" for u in uploads]
+        errors = domain.field_errors(answer.json().get("errors") or [], names)
         return _form_page(request, values, errors or {domain.GENERAL_ERROR: []}, 422)
     if answer.status_code != 202:
         log.warning("intake refused", status=answer.status_code)
