@@ -544,9 +544,17 @@ def test_the_public_apis_share_one_host_with_tls(prod: list[dict[str, Any]]) -> 
         for i in ingresses.values()
     ]
     assert len([i for i in issuers if i]) == 1, "one certificate request for the shared Secret"
-    # The path patterns publish the APIs and nothing of /health or /docs.
+    # The path patterns publish the APIs and their documentation under their prefixes,
+    # nothing of /health, nor the portal's or open311's /docs.
     published = {
         "/intake/complaints": "intake",
+        "/intake/docs": "intake",
+        "/intake/openapi.json": "intake",
+        "/tracker/docs": "tracker-api",
+        "/tracker/docs/static/swagger-ui-bundle.js": "tracker-api",
+        "/tracker/redoc": "tracker-api",
+        "/analytics/docs": "analytics-api",
+        "/analytics/openapi.json": "analytics-api",
         "/tracker/complaints/7K3MQ-9X2AB": "tracker-api",
         "/tracker/complaints": "tracker-api",
         "/tracker/agencies/dpupr/complaints": "tracker-api",
@@ -566,8 +574,9 @@ def test_the_public_apis_share_one_host_with_tls(prod: list[dict[str, Any]]) -> 
     hidden = [
         "/intake/health/live",
         "/tracker/health/metrics",
-        "/analytics/docs",
-        "/tracker/docs",
+        "/analytics/health/ready",
+        "/intake/docsx",
+        "/tracker/openapi.jsonx",
         "/health/ready",
         "/health/metrics",
         "/docs",
@@ -580,6 +589,91 @@ def test_the_public_apis_share_one_host_with_tls(prod: list[dict[str, Any]]) -> 
         assert matches == [service], path
     for path in hidden:
         assert not [b for p, b in backends.items() if re.match(p, path)], path
+
+
+PREFIXED = {"lapor-intake": "/intake", "lapor-tracker": "/tracker", "lapor-analytics": "/analytics"}
+"""The Ingresses that strip a path prefix, and the prefix."""
+
+
+def through_the_ingress(ingress: dict[str, Any], uri: str) -> tuple[str, dict[str, str]] | None:
+    """What ingress-nginx sends upstream for ``uri`` (path only): the path rewritten as
+    ``rewrite-target`` says (its location regex, case-insensitive, anchored at the start)
+    and the headers its annotations add; None if no path of the Ingress takes it."""
+    notes = ingress["metadata"].get("annotations", {})
+    for path in ingress["spec"]["rules"][0]["http"]["paths"]:
+        found = re.match(path["path"], uri, re.IGNORECASE)
+        if found is None:
+            continue
+        target = notes.get("nginx.ingress.kubernetes.io/rewrite-target")
+        upstream = found.expand(re.sub(r"\$(\d)", r"\\g<\1>", target)) if target else uri
+        headers = {}
+        if "nginx.ingress.kubernetes.io/x-forwarded-prefix" in notes:
+            headers["X-Forwarded-Prefix"] = notes["nginx.ingress.kubernetes.io/x-forwarded-prefix"]
+        return upstream, headers
+    return None
+
+
+def test_each_prefixed_api_names_its_prefix_and_its_docs_work_behind_it(
+    overlay: str, tmp_path: Path
+) -> None:
+    """Every Ingress that strips a prefix names it in X-Forwarded-Prefix, and the real
+    service, sent what ingress-nginx would send, serves /docs whose assets and OpenAPI
+    document are under the prefix, and an OpenAPI whose server is the prefix."""
+    import asyncio
+
+    import httpx
+
+    from lapor.analytics.app import create_app as analytics_app
+    from lapor.intake.app import create_app as intake_app
+    from lapor.services.settings import Settings
+    from lapor.tracker.app import create_app as tracker_app
+
+    ingresses = by_kind(rendered(overlay), "Ingress")
+    for name, ingress in ingresses.items():
+        notes = ingress["metadata"].get("annotations", {})
+        stripping = "nginx.ingress.kubernetes.io/rewrite-target" in notes
+        assert stripping == (name in PREFIXED), name
+        prefix = notes.get("nginx.ingress.kubernetes.io/x-forwarded-prefix")
+        assert prefix == PREFIXED.get(name), name
+
+    # No lifespan: nothing here connects to NATS or PostgreSQL.
+    settings = Settings(
+        nats_url="nats://127.0.0.1:9",
+        database_url="postgresql://lapor@127.0.0.1:9/lapor",
+        auth_secret="a deployment secret of a realistic length for the test",
+        data_dir=tmp_path,
+    )
+    apps = {
+        "lapor-intake": intake_app(settings),
+        "lapor-tracker": tracker_app(settings),
+        "lapor-analytics": analytics_app(settings),
+    }
+
+    async def check() -> None:
+        for name, prefix in PREFIXED.items():
+            transport = httpx.ASGITransport(app=apps[name])
+            async with httpx.AsyncClient(transport=transport, base_url="http://svc") as svc:
+
+                async def get(uri: str, svc: httpx.AsyncClient = svc, name: str = name) -> Any:
+                    sent = through_the_ingress(ingresses[name], uri)
+                    assert sent is not None, uri
+                    path, headers = sent
+                    return await svc.get(path, headers=headers)
+
+                page = await get(f"{prefix}/docs")
+                assert page.status_code == 200, (name, page.text[:200])
+                assert f"'{prefix}/openapi.json'" in page.text or (
+                    f'"{prefix}/openapi.json"' in page.text
+                ), name
+                assert f"{prefix}/docs/static/swagger-ui-bundle.js" in page.text, name
+                asset = await get(f"{prefix}/docs/static/swagger-ui-bundle.js")
+                assert asset.status_code == 200 and len(asset.content) > 100_000, name
+                document = await get(f"{prefix}/openapi.json")
+                assert document.status_code == 200, name
+                assert document.json()["servers"] == [{"url": prefix}], name
+                assert (await get(f"{prefix}/redoc")).status_code == 200, name
+
+    asyncio.run(check())
 
 
 def test_postgresql_is_three_synchronous_instances_with_backups(prod: list[dict[str, Any]]) -> None:
