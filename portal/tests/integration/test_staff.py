@@ -286,3 +286,58 @@ async def test_the_deadline_view_lists_what_is_due_soon_the_earliest_first(manua
         shown = re.findall(r'href="/koordinator/laporan/([0-9A-Z-]+)"', page.text)
         assert shown == expected
         assert set(ids) >= set(shown)
+
+
+async def test_staff_download_the_reporters_photo_through_the_portal_and_no_one_else(
+    manual, tmp_path
+):
+    import hashlib
+    import json
+
+    from lapor.devtools import sample_files
+
+    await add_account(manual, tmp_path, "koordinator", "--role", "coordinator")
+    await add_account(manual, tmp_path, "budi", "--role", "officer", "--opd", "dpupr")
+    await add_account(manual, tmp_path, "dewi", "--role", "officer", "--opd", "dlh")
+    admin = bearer(manual, "admin")
+    async with system(manual) as (intake, tracker, app):
+        parts = [
+            ("complaint", (None, json.dumps(ROAD).encode(), "application/json")),
+            ("attachments", ("jalan.jpg", sample_files.phone_photo(), "image/jpeg")),
+        ]
+        answer = await intake.post("/complaints", files=parts)
+        assert answer.status_code == 202, answer.text
+        tracking_id = answer.json()["tracking_id"]
+
+        async def listed() -> list | None:
+            r = await tracker.get(f"/admin/complaints/{tracking_id}", headers=admin)
+            return r.json()["attachments"] if r.status_code == 200 else None
+
+        [photo] = await eventually(listed)
+        async with browser(app) as coordinator:
+            await sign_in(coordinator, "koordinator")
+            page = await coordinator.get(f"/koordinator/laporan/{tracking_id}")
+            link = f"/koordinator/laporan/{tracking_id}/lampiran/{photo['id']}"
+            assert f'href="{link}"' in page.text
+            got = await coordinator.get(link)
+            assert got.status_code == 200
+            assert hashlib.sha256(got.content).hexdigest() == photo["sha256"]
+            assert got.headers["content-type"] == "image/jpeg"
+            assert got.headers["x-content-type-options"] == "nosniff"
+            assert got.headers["content-disposition"].startswith("attachment")
+            await coordinator.post(
+                f"/koordinator/laporan/{tracking_id}/disposisi",
+                data={"opd": "dpupr", "csrf_token": token_in(page.text)},
+            )
+        await eventually(lambda: _in(tracker, tracking_id, "disposed"))
+        mine = f"/unit/laporan/{tracking_id}/lampiran/{photo['id']}"
+        async with browser(app) as officer:
+            await sign_in(officer, "budi")
+            got = await officer.get(mine)
+            assert got.status_code == 200 and got.content
+        async with browser(app) as other:
+            await sign_in(other, "dewi")
+            assert (await other.get(mine)).status_code == 404
+        async with browser(app) as nobody:
+            refused = await nobody.get(mine)
+            assert refused.status_code == 303 and "/masuk" in refused.headers["location"]

@@ -12,6 +12,7 @@ tracker's API, called with a token minted for the signed-in account for one requ
 | ``/koordinator`` | the verification queue (by default what awaits verification) |
 | ``/koordinator/tenggat`` | complaints nearing or past their deadline |
 | ``/koordinator/laporan/{id}`` | one complaint, the proposal; dispose, hold, resume, archive |
+| ``…/laporan/{id}/lampiran/{file}`` | a file the reporter attached (through the tracker) |
 
 A session is a random token in the cookie ``lapor_staff`` (HttpOnly, SameSite=Strict,
 Secure except over plain HTTP to a loopback address, i.e. ``lapor run``); the bucket keeps
@@ -25,14 +26,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import structlog
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
 
 from lapor.portal import domain, i18n
 from lapor.portal.pages import (
@@ -409,6 +413,68 @@ async def coordinator_act(request: Request, tracking_id: str, action: str):
         return render(request, "forbidden.html", status_code=404)
     path = f"/complaints/{tracking_id}/{COORDINATOR_ACTIONS[action][0]}"
     return await _act(request, who, tracking_id, action, COORDINATOR_ACTIONS[action][1], path)
+
+
+# --- the reporter's files ------------------------------------------------------------------------
+
+PASSED_ON = (
+    "content-type",
+    "content-length",
+    "content-disposition",
+    "x-content-type-options",
+    "content-security-policy",
+    "etag",
+    "repr-digest",
+)
+"""The tracker's download headers the browser gets (type and name, never sniffed, never
+rendered as a page of the portal's origin: the tracker's sandbox CSP travels along)."""
+ATTACHMENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+"""As the tracker has them (its path parameter's pattern)."""
+
+
+@router.get("/unit/laporan/{tracking_id}/lampiran/{attachment_id}")
+async def officer_attachment(request: Request, tracking_id: str, attachment_id: str):
+    who = await signed_in(request, "officer")
+    if isinstance(who, Response):
+        return who
+    return await _attachment(request, who, tracking_id, attachment_id)
+
+
+@router.get("/koordinator/laporan/{tracking_id}/lampiran/{attachment_id}")
+async def coordinator_attachment(request: Request, tracking_id: str, attachment_id: str):
+    who = await signed_in(request, "coordinator")
+    if isinstance(who, Response):
+        return who
+    return await _attachment(request, who, tracking_id, attachment_id)
+
+
+async def _attachment(
+    request: Request, who: SignedIn, tracking_id: str, attachment_id: str
+) -> Response:
+    """The file streamed from the tracker, which checks who may read it (the unit the
+    complaint is disposed to, the coordinator) and its digest."""
+    if not TRACKING_ID.fullmatch(tracking_id) or not ATTACHMENT_ID.fullmatch(attachment_id):
+        return page(request, "staff/missing.html", who, status_code=404)
+    portal, staff = portal_of(request), staff_of(request)
+    path = f"{_content_path(who, tracking_id)}/attachments/{attachment_id}"
+    upstream = portal.tracker.build_request(
+        "GET", path, headers={"Authorization": f"Bearer {staff.token(who.account)}"}
+    )
+    try:
+        answer = await portal.tracker.send(upstream, stream=True)
+    except httpx.HTTPError as e:
+        log.warning("upstream unreachable", path=path, error=repr(e))
+        raise Unavailable(path) from None
+    if answer.status_code != 200:
+        await answer.aclose()
+        if answer.status_code == 404:
+            return page(request, "staff/missing.html", who, status_code=404)
+        raise Unavailable(path)
+    headers = {k: v for k, v in answer.headers.items() if k.lower() in PASSED_ON}
+    headers["Cache-Control"] = "private, no-store"
+    return StreamingResponse(
+        answer.aiter_raw(), headers=headers, background=BackgroundTask(answer.aclose)
+    )
 
 
 # --- one complaint, and acting on it -----------------------------------------------------------
