@@ -243,3 +243,18 @@ async def test_bad_filters_are_a_422_naming_them(settings, params, field):
         assert r.status_code == 422, r.text
         # A repeated parameter is named with the index of the bad value (category.0).
         assert [e["field"].split(".")[0] for e in r.json()["errors"]] == [field]
+
+
+async def test_the_newest_first_order_pages_through_everything_once(listed):
+    """``order=newest``: the latest received first, page after page, each exactly once,
+    filtered the same (what the portal's public list shows)."""
+    tracker, made = listed
+    for params, keep in (
+        ([("order", "newest")], lambda c, s, t: True),
+        ([("order", "newest"), ("category", "jalan")], lambda c, s, t: c == "jalan"),
+    ):
+        items = await every_page(tracker, params)
+        order = [(i["received_at"], i["tracking_id"]) for i in items]
+        assert order == sorted(order, reverse=True), params
+        assert [i["tracking_id"] for i in items] == [cid for _, cid in order]
+        assert len(order) == len(set(order)) and {cid for _, cid in order} == expect(made, keep)

@@ -303,8 +303,13 @@ async def public_listing(
     ] = None,
     after: Annotated[str | None, Query(pattern=TRACKING_ID)] = None,
     limit: Page = 50,
+    order: Annotated[
+        Literal["id", "newest"],
+        Query(description="id: by tracking ID; newest: the latest received first"),
+    ] = "id",
 ) -> PublicComplaintList:
-    """Public listing by tracking ID (keyset pagination: pass ``next_after`` as ``after``).
+    """Public listing by tracking ID, or the newest first with ``order=newest`` (keyset
+    pagination either way: pass ``next_after`` as ``after``).
 
     Confidential (Rahasia) complaints never appear here, whatever the filters. Each item
     carries what LAPOR! publishes of a report: its text (``body``) and place
@@ -329,6 +334,7 @@ async def public_listing(
         before=before,
         after=after,
         limit=limit,
+        newest=order == "newest",
     )
     items = [
         PublicComplaintSummary(

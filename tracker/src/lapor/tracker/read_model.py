@@ -309,6 +309,11 @@ async def list_complaints(
     return [dict(r) for r in rows]
 
 
+_ID_AFTER = "($6::text IS NULL OR tracking_id > $6)"
+_NEWEST_AFTER = """($6::text IS NULL OR (received_at, tracking_id) < (
+    SELECT received_at, tracking_id FROM tracker.complaints WHERE tracking_id = $6))"""
+
+
 async def list_public_complaints(
     pool: asyncpg.Pool,
     *,
@@ -319,9 +324,11 @@ async def list_public_complaints(
     before: datetime | None = None,
     after: str | None = None,
     limit: int = 50,
+    newest: bool = False,
 ) -> list[dict[str, Any]]:
-    """The public listing: non-confidential complaints by tracking ID (keyset pagination:
-    ``after`` the last ID of the previous page), filtered by any of ``statuses``, any of
+    """The public listing: non-confidential complaints by tracking ID, or with
+    ``newest`` the newest first (keyset pagination: ``after`` is the last ID of the
+    previous page), filtered by any of ``statuses``, any of
     ``categories`` (``""`` stands for a complaint without one), the unit, and a period of
     reception ``since`` (inclusive) .. ``before`` (exclusive). Every filter is applied
     here, before the page is cut, so a page is full whenever more matches remain. A
@@ -334,8 +341,9 @@ async def list_public_complaints(
              AND ($3::text IS NULL OR opd = $3)
              AND ($4::timestamptz IS NULL OR received_at >= $4)
              AND ($5::timestamptz IS NULL OR received_at < $5)
-             AND ($6::text IS NULL OR tracking_id > $6)
-           ORDER BY tracking_id LIMIT $7""",
+             AND {_NEWEST_AFTER if newest else _ID_AFTER}
+           ORDER BY {"received_at DESC, tracking_id DESC" if newest else "tracking_id"}
+           LIMIT $7""",
         [str(s) for s in statuses],
         list(categories),
         opd,
