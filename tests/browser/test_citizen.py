@@ -31,7 +31,8 @@ import uvicorn
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
 from lapor.analytics.app import create_app as analytics_app
-from lapor.devtools.testing import eventually, serving
+from lapor.devtools import sample_files
+from lapor.devtools.testing import bearer, eventually, serving
 from lapor.intake.app import create_app as intake_app
 from lapor.portal.app import create_app as portal_app
 from lapor.router.app import create_app as router_app
@@ -302,3 +303,33 @@ async def test_a_wrong_csrf_token_is_refused(site: Site, browser: Browser):
         await asyncio.sleep(0.5)
         listed = (await site.tracker.get("/complaints", params={"limit": 200})).json()
         assert listed["items"] == []
+
+
+async def test_a_photo_attached_without_javascript_reaches_the_complaint(
+    site: Site, browser: Browser, settings: Settings, tmp_path: Path
+):
+    """The file input of a form posted by the browser itself (multipart, no script): the
+    coordinator reads the photo on the complaint, without the metadata the phone wrote."""
+    photo = tmp_path / "jalan-berlubang.jpg"
+    photo.write_bytes(sample_files.phone_photo())
+    async with context(browser, site, javascript=False) as ctx:
+        page = await ctx.new_page()
+        await page.goto("/lapor")
+        await fill_report(page, "Jalan berlubang (foto)")
+        await page.get_by_label("Foto atau dokumen").set_input_files(str(photo))
+        async with page.expect_navigation():
+            await page.get_by_role("button", name="Kirim laporan").click()
+        await expect(page.locator("h1")).to_have_text("Laporan Anda sudah diterima")
+        tracking_id = (await page.locator("#tracking-id").inner_text()).strip()
+    admin = bearer(settings, "admin")
+
+    async def attached() -> list | None:
+        r = await site.tracker.get(f"/admin/complaints/{tracking_id}", headers=admin)
+        return r.json()["attachments"] if r.status_code == 200 else None
+
+    [ref] = await eventually(attached)
+    assert (ref["filename"], ref["media_type"]) == ("jalan-berlubang.jpg", "image/jpeg")
+    r = await site.tracker.get(
+        f"/admin/complaints/{tracking_id}/attachments/{ref['id']}", headers=admin
+    )
+    assert r.status_code == 200 and b"AcmeCam" not in r.content and b"Exif" not in r.content
