@@ -8,7 +8,8 @@ comes from intake (``POST /complaints``), the tracker (``GET /complaints``,
 | ``/`` | home: what to do here |
 | ``/lapor`` | the report form (GET), submitting it (POST: the confirmation) |
 | ``/lacak`` | the tracking form (``?id=`` goes to the complaint's page) |
-| ``/lacak/{id}`` | one complaint's status, unit, due date and timeline |
+| ``/lacak/{id}`` | one complaint's status, unit, due date and timeline; the reporter's forms |
+| ``/lacak/{id}/<action>`` | the reporter's reply, rating, confirmation, reopening (POST) |
 | ``/statistik`` | the public dashboard |
 | ``/laporan`` | the public list of complaints (never a confidential one) |
 """
@@ -34,7 +35,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lapor.portal import csrf as csrf_
-from lapor.portal import domain, i18n
+from lapor.portal import domain, i18n, reporter
 from lapor.router.category_names import CategoryName, name_of
 from lapor.shared.tracking import PATTERN, normalise
 
@@ -291,19 +292,120 @@ async def track_form(request: Request, id: str | None = None) -> Response:
 
 
 @router.get("/lacak/{tracking_id}", response_class=HTMLResponse)
-async def track(request: Request, tracking_id: str) -> Response:
-    portal = portal_of(request)
+async def track(request: Request, tracking_id: str, done: str | None = None) -> Response:
     wanted = normalise(tracking_id)
     if not TRACKING_ID.fullmatch(wanted):
         return render(request, "track.html", status_code=404, given=tracking_id, error="unknown")
     if wanted != tracking_id:
         return RedirectResponse(f"/lacak/{wanted}", status_code=301)
-    answer = await portal.call(portal.tracker, "GET", f"/complaints/{wanted}")
+    return await complaint_page(request, wanted, done=done if done in reporter.ACTIONS else None)
+
+
+async def complaint_page(
+    request: Request, tracking_id: str, status_code: int = 200, **context: Any
+) -> Response:
+    """One complaint's page: its status and timeline, and the reporter's forms its status
+    allows (each with the CSRF token; the ``csrf`` cookie is set as the report form sets
+    it). ``context``: ``done`` (an action's slug), ``failed``, ``conflict``, ``errors``,
+    ``values`` (what was typed in the failed form, never the secret)."""
+    portal = portal_of(request)
+    answer = await portal.call(portal.tracker, "GET", f"/complaints/{tracking_id}")
     if answer.status_code == 404:
-        return render(request, "track.html", status_code=404, given=wanted, error="unknown")
+        return render(request, "track.html", status_code=404, given=tracking_id, error="unknown")
     if answer.status_code != 200:
         raise Unavailable("/complaints/{id}")
-    return render(request, "complaint.html", complaint=answer.json())
+    complaint = answer.json()
+    token = request.cookies.get(csrf_.COOKIE)
+    if not portal.csrf.valid(token):
+        token = portal.csrf.issue()
+    page: dict[str, Any] = {
+        "done": None,
+        "failed": None,
+        "conflict": False,
+        "errors": {},
+        "values": {},
+        **context,
+    }
+    response = render(
+        request,
+        "complaint.html",
+        status_code=status_code,
+        complaint=complaint,
+        csrf_token=token,
+        actions=reporter.allowed(complaint.get("status")),
+        reporter_actions=reporter.ACTIONS,
+        reporter_labels=reporter.FIELD_LABELS,
+        stars=reporter.STARS,
+        **page,
+    )
+    response.set_cookie(
+        csrf_.COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.get("/lacak/{tracking_id}/{slug}", response_class=HTMLResponse)
+async def reporter_form(request: Request, tracking_id: str, slug: str) -> Response:
+    """A form's address opened (a bookmark, the address bar after an error): its page."""
+    wanted = normalise(tracking_id)
+    if not TRACKING_ID.fullmatch(wanted):
+        return render(request, "track.html", status_code=404, given=tracking_id, error="unknown")
+    return RedirectResponse(f"/lacak/{wanted}", status_code=303)
+
+
+@router.post("/lacak/{tracking_id}/{slug}", response_class=HTMLResponse)
+async def reporter_act(request: Request, tracking_id: str, slug: str) -> Response:
+    """A reporter's form (reply, rate, confirm, reopen) sent to the tracker with the
+    secret typed in it (``X-Reporter-Secret``): done, a 303 back to the page; a wrong
+    secret, a 403 beside the secret; not allowed now, a 409; invalid, a 422 beside the
+    fields. Nothing is changed but by the tracker."""
+    portal = portal_of(request)
+    values = await form_data(request)
+    known = TRACKING_ID.fullmatch(tracking_id) is not None
+    if not portal.csrf.check(request.cookies.get(csrf_.COOKIE), values.get(csrf_.FIELD)):
+        back = f"/lacak/{tracking_id}" if known else "/lacak"
+        return render(request, "forbidden.html", status_code=403, back=back)
+    action = reporter.ACTIONS.get(slug)
+    if action is None or not known:
+        return render(request, "track.html", status_code=404, given=tracking_id, error="unknown")
+    typed = {name: values.get(name, "") for name in action.fields}
+
+    async def again(status_code: int, **context: Any) -> Response:
+        return await complaint_page(
+            request, tracking_id, status_code, failed=slug, values=typed, **context
+        )
+
+    secret = reporter.secret_of(values)
+    if not secret:
+        return await again(422, errors=reporter.refused(action, reporter.NO_SECRET))
+    if not secret.isascii() or len(secret) > 200:
+        return await again(403, errors=reporter.refused(action, reporter.WRONG_SECRET))
+    body = action.body(values)
+    answer = await portal.call(
+        portal.tracker,
+        "POST",
+        f"/complaints/{tracking_id}/{action.path}",
+        headers={"X-Reporter-Secret": secret},
+        **({"json": body} if body is not None else {}),
+    )
+    if answer.status_code == 202:
+        return RedirectResponse(f"/lacak/{tracking_id}?done={slug}", status_code=303)
+    if answer.status_code == 403:
+        return await again(403, errors=reporter.refused(action, reporter.WRONG_SECRET))
+    if answer.status_code == 409:
+        return await again(409, conflict=True)
+    if answer.status_code == 422:
+        errors = reporter.errors_of(action, answer.json().get("errors") or [])
+        return await again(422, errors=errors or {domain.GENERAL_ERROR: []})
+    if answer.status_code == 404:
+        return render(request, "track.html", status_code=404, given=tracking_id, error="unknown")
+    log.warning("tracker refused a reporter action", status=answer.status_code, action=slug)
+    raise Unavailable(f"/complaints/{{id}}/{action.path}")
 
 
 # --- public figures and list -------------------------------------------------------------
