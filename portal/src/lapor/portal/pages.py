@@ -435,6 +435,7 @@ async def dashboard(request: Request) -> Response:
             "finished": [g["finished"] for g in months],
         },
     )
+    timeliness = monthly.json()["overall"]  # every month together: the whole log
     received, resolved = overall["received"], overall["resolved"]
     split = domain.hbars([("finished", resolved), ("open", max(0, received - resolved))], received)
     return render(
@@ -447,6 +448,7 @@ async def dashboard(request: Request) -> Response:
         trend=trend,
         split=split,
         open_count=max(0, received - resolved),
+        timeliness=timeliness,
         bar_width=domain.HBAR_WIDTH,
         bar_row=domain.HBAR_ROW,
     )
@@ -467,7 +469,7 @@ async def public_list(
     after: str | None = None,
 ) -> Response:
     portal = portal_of(request)
-    params: list[tuple[str, Any]] = [("limit", LIST_PAGE)]
+    params: list[tuple[str, Any]] = [("limit", LIST_PAGE), ("order", "newest")]
     if status in domain.PUBLIC_STATUS:
         # Every status the public sees under the same label ("Proses": in progress and
         # answered), asked of the tracker together.
