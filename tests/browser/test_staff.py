@@ -1,8 +1,9 @@
 """The staff pages in a real browser (Debian's headless Chromium through Playwright, as
 ``test_citizen``): the coordinator signs in, finds the citizen's report in the
 verification queue with the router's proposal and disposes it; the unit's officer signs
-in, finds it in the inbox, follows up and answers; a wrong password is refused; signing
-out ends the session. axe-core checks every page (nothing serious or critical) and each is
+in, finds it in the inbox, follows up and answers; the citizen rates the answer and
+confirms, and the dashboard counts the report finished; a wrong password is refused;
+signing out ends the session. axe-core checks every page (nothing serious or critical) and each is
 photographed into ``build/screenshots/`` (``staf-*.png``)."""
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ async def test_the_coordinator_disposes_and_the_officer_follows_up_and_answers(
     answer = await intake.post(
         "/complaints", json={**ROAD, "anonymous": False, "reporter": {"name": REPORTER}}
     )
-    tracking_id = answer.json()["tracking_id"]
+    tracking_id, secret = answer.json()["tracking_id"], answer.json()["reporter_secret"]
     await eventually(lambda: _proposed(site, tracking_id))  # the router's proposal is in the queue
 
     async with context(browser, site) as made:
@@ -126,7 +127,36 @@ async def test_the_coordinator_disposes_and_the_officer_follows_up_and_answers(
         await expect(page.locator("ol.timeline")).to_contain_text("Lubang sudah ditambal")
         await look(page, "staf-unit-dijawab")
 
+    # The citizen rates the answer and confirms; the dashboard counts it finished.
+    async with context(browser, site) as made:
+        page = await made.new_page()
+        await page.goto(f"/lacak/{tracking_id}")
+        await page.locator("#nilai-stars-5").check()
+        await page.locator("#nilai-secret").fill(secret)
+        async with page.expect_navigation():
+            await page.locator("form[action$='/nilai'] button[type=submit]").click()
+        await eventually(lambda: _has(site, tracking_id, "complaint.rated"))
+        await page.goto(f"/lacak/{tracking_id}")
+        await page.locator("#selesai-secret").fill(secret)
+        async with page.expect_navigation():
+            await page.get_by_role("button", name="Konfirmasi: selesai").click()
+        await eventually(lambda: status_is(site, tracking_id, "closed"))
+
+        async def counted() -> bool:
+            await page.goto("/statistik")
+            return await page.locator("#completion").inner_text() == (
+                "1 dari 1 laporan selesai, 100,00%"
+            )
+
+        await eventually(counted, within=45)
+        await look(page, "staf-statistik-selesai")
+
 
 async def _proposed(site: Site, tracking_id: str) -> bool:
     answer = await site.tracker.get(f"/complaints/{tracking_id}")
     return answer.status_code == 200 and len(answer.json()["history"]) >= 2
+
+
+async def _has(site: Site, tracking_id: str, event: str) -> bool:
+    answer = await site.tracker.get(f"/complaints/{tracking_id}")
+    return any(h["event"] == event for h in answer.json()["history"])
