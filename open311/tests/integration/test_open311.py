@@ -405,3 +405,36 @@ async def test_requests_are_answered_by_the_trackers_filters_across_pages(
             params={"end_date": (datetime.now(UTC) - timedelta(days=1)).isoformat()},
         )
         assert r.status_code == 200 and r.json() == []
+
+
+async def test_a_request_posted_through_open311_shows_up_in_the_portal(
+    settings, keys_file, api_key
+):
+    """What a GeoReport client posts is a report like any other: routed, and on the
+    citizen's portal (its tracking page and the public list) with its text."""
+    from lapor.analytics.app import create_app as analytics_app
+    from lapor.portal.app import create_app as portal_app
+
+    description = "Lampu jalan di Jalan Gajah Mada padam sejak seminggu, gelap sekali malam."
+    async with contextlib.AsyncExitStack() as stack:
+        intake, tracker, open311 = await stack.enter_async_context(system(settings, keys_file))
+        analytics = await stack.enter_async_context(serving(analytics_app(settings)))
+        app = portal_app(settings, intake=intake, tracker=tracker, analytics=analytics)
+        portal = await stack.enter_async_context(serving(app))
+        form = {
+            "api_key": api_key,
+            "service_code": "jalan",
+            "description": description,
+            "address_string": "Jl. Gajah Mada 12, Pontianak",
+        }
+        r = await open311.post(f"{V2}/requests.json", data=form)
+        assert r.status_code == 201, r.text
+        request_id = r.json()[0]["service_request_id"]
+
+        async def routed() -> httpx.Response | None:
+            page = await portal.get(f"/lacak/{request_id}")
+            return page if page.status_code == 200 and "Dinas" in page.text else None
+
+        page = await eventually(routed)
+        assert description in page.text
+        assert request_id in (await portal.get("/laporan")).text
