@@ -106,3 +106,44 @@ def test_rows_are_marked_overdue_or_due_soon():
 def test_the_archive_guidance_the_coordinator_reads_is_what_the_citizen_is_told():
     assert {r.value: text for r, text in ARCHIVE_GUIDANCE.items()} == domain.ARCHIVE_GUIDANCE
     assert set(domain.ARCHIVE_REASONS) == set(domain.ARCHIVE_GUIDANCE)
+
+
+def test_the_notes_the_system_writes_are_translated_and_peoples_words_are_not():
+    from lapor.portal import i18n
+    from lapor.shared import events as ev
+    from lapor.shared.words import note
+
+    indonesian = i18n.translations("id").gettext
+    actor = ev.Actor(role="admin")
+    archived = note(ev.ComplaintArchived(reason=ev.ArchiveReason.CRIMINAL_REPORT, by=actor))
+    assert domain.note_words("complaint.archived", archived, indonesian) == (
+        "Laporkan tindak pidana ke kepolisian (SPKT Polri, telepon 110)."
+    )
+    with_note = note(
+        ev.ComplaintArchived(reason=ev.ArchiveReason.DUPLICATE, note="Lihat 7K3MQ-9X2AB", by=actor)
+    )
+    assert domain.note_words("complaint.archived", with_note, indonesian) == (
+        "Laporan yang sama sudah sedang ditangani. Lihat 7K3MQ-9X2AB"
+    )
+    disposed = note(
+        ev.ComplaintDisposed(opd="dpupr", opd_name="Dinas PUPR", by=actor, automatic=True)
+    )
+    assert domain.note_words("complaint.disposed", disposed, indonesian) == (
+        "Didisposisikan ke Dinas PUPR (otomatis)"
+    )
+    rated = note(ev.ComplaintRated(stars=4, comment="Cepat, terima kasih"))
+    assert domain.note_words("complaint.rated", rated, indonesian) == (
+        "4 dari 5 bintang: Cepat, terima kasih"
+    )
+    confirmed = note(
+        ev.ComplaintClosed(reason="confirmed_by_reporter", by=ev.Actor(role="reporter"))
+    )
+    assert domain.note_words("complaint.closed", confirmed, indonesian) == (
+        "Selesai: pelapor mengonfirmasi"
+    )
+    # What an officer wrote is shown as written, even if it looks like a system note.
+    followed = "Disposed to the field team tomorrow."
+    assert domain.note_words("complaint.followed_up", followed, indonesian) == followed
+    # English: the log's words as they are.
+    english = i18n.translations("en").gettext
+    assert domain.note_words("complaint.disposed", disposed, english) == disposed

@@ -352,3 +352,64 @@ def _nice(value: float) -> int:
             if step * magnitude * 4 >= value:
                 return step * magnitude * 4
         magnitude *= 10
+
+
+# --- the notes the system writes -----------------------------------------------------------
+
+_SYSTEM_NOTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
+    (
+        "complaint.disposed",
+        re.compile(r"^Disposed to (?P<unit>.+) \(automatically\)$"),
+        N_("Disposed to %(unit)s (automatically)"),
+    ),
+    ("complaint.disposed", re.compile(r"^Disposed to (?P<unit>.+)$"), N_("Disposed to %(unit)s")),
+    (
+        "complaint.routed",
+        re.compile(r"^Proposed: (?P<unit>[^.]+)\. (?P<rest>.*)$", re.S),
+        N_("Proposed: %(unit)s. %(rest)s"),
+    ),
+    (
+        "complaint.closed",
+        re.compile(r"^Closed: the reporter confirmed$"),
+        N_("Closed: the reporter confirmed"),
+    ),
+    (
+        "complaint.closed",
+        re.compile(r"^Closed: no reply from the reporter within the reply period$"),
+        N_("Closed: no reply from the reporter within the reply period"),
+    ),
+    (
+        "complaint.rated",
+        re.compile(r"^(?P<stars>[1-5])/5(?:: (?P<rest>.*))?$", re.S),
+        N_("%(stars)s of 5 stars"),
+    ),
+    (
+        "complaint.authority_declined",
+        re.compile(r"^(?P<rest>.*) \(suggests (?P<unit>[^()]+)\)$", re.S),
+        N_("%(rest)s (suggests %(unit)s)"),
+    ),
+)
+
+
+def note_words(event: str, note: str | None, gettext: Any) -> str | None:
+    """A history note in the page's language. The tracker's notes are the log's words
+    (``lapor.shared.words``): those the system writes (a disposition, the archive
+    guidance, a closure, a rating's stars) are translated; what people wrote (a
+    follow-up, an answer, a reason) is shown as written."""
+    if not note:
+        return note
+    if event == "complaint.archived":
+        for guidance in ARCHIVE_GUIDANCE.values():
+            if note.startswith(guidance):
+                return (gettext(guidance) + note[len(guidance) :]).strip()
+        return note
+    for kind, pattern, message in _SYSTEM_NOTES:
+        found = pattern.match(note) if kind == event else None
+        if found is None:
+            continue
+        values = {k: v for k, v in found.groupdict().items() if v is not None}
+        words = gettext(message) % {**values, "rest": values.get("rest", "")}
+        if event == "complaint.rated" and values.get("rest"):
+            words += f": {values['rest']}"
+        return words
+    return note

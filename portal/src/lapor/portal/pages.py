@@ -106,6 +106,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
         moment=lambda v: _moment(v, lang, portal.timezone),
         status_words=lambda s: gettext(domain.PUBLIC_STATUS.get(s, domain.OTHER_EVENT)),
         event_words=lambda e: gettext(domain.EVENT_WORDS.get(e, domain.OTHER_EVENT)),
+        note_words=lambda e, n: domain.note_words(e, n, gettext),
         category_words=lambda code: category_words(portal, code, lang),
         **context,
     )
