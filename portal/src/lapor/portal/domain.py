@@ -40,6 +40,15 @@ PUBLIC_STATUS = {
 """The public statuses of SP4N-LAPOR! (the Indonesian catalogue holds the official labels:
 Belum Terverifikasi, Belum Ditindaklanjuti, Proses, Selesai, Tertunda, Arsip)."""
 
+CHANNELS = {
+    "web": N_("Website"),
+    "mobile_app": N_("Mobile app"),
+    "sms": N_("SMS"),
+    "social_media": N_("Social media"),
+    "integrated": N_("Integrated (another agency's system)"),
+}
+"""The channels a report comes in by (intake's ``channel``)."""
+
 STAFF_STATUS = {
     "received": N_("Not yet verified (staff)"),
     "disposed": N_("Disposed, not yet followed up"),

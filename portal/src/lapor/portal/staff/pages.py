@@ -160,6 +160,8 @@ def page(request: Request, template: str, who: SignedIn, status_code: int = 200,
         staff_status=lambda s: gettext(domain.STAFF_STATUS.get(s, domain.OTHER_EVENT)),
         due_class=lambda item: due_class(item, now),
         archive_words=domain.ARCHIVE_REASONS,
+        report_types=domain.REPORT_TYPES,
+        channels=domain.CHANNELS,
         **context,
     )
     response.headers["Cache-Control"] = "no-store"
