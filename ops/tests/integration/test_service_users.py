@@ -372,7 +372,7 @@ async def test_the_portal_user_keeps_staff_accounts_sessions_and_sign_ins_and_no
 
     from lapor.portal.staff import accounts as acc
     from lapor.portal.staff.signin import sign_in
-    from lapor.portal.staff.stores import Accounts, Sessions, SignIns
+    from lapor.portal.staff.stores import Accounts, Sessions, SignIns, Throttle
 
     s, now, password = deployment.subjects, datetime.now(UTC), "kata-sandi-yang-panjang"
     ops = await nats.connect(deployment.ops.nats_url)
@@ -382,9 +382,12 @@ async def test_the_portal_user_keeps_staff_accounts_sessions_and_sign_ins_and_no
         client = await Client.connect(deployment.url("portal"))
         js = client.nc.jetstream(timeout=2)
         accounts, record = await Accounts.open(js, s), SignIns(js, s)
-        wrong = await sign_in(accounts, record, "budi", "bukan-kata-sandinya", now)
-        right = await sign_in(accounts, record, "budi", password, now)
+        throttle = await Throttle.open(js, s)
+        where = {"address": "10.0.0.7"}
+        wrong = await sign_in(accounts, record, "budi", "bukan-kata-sandi", now, throttle, **where)
+        right = await sign_in(accounts, record, "budi", password, now, throttle, **where)
         assert (wrong.outcome, right.outcome) == ("wrong_password", "ok")
+        assert (await throttle.kv.get(throttle._key("10.0.0.7"))).value == b"1"
         sessions = await Sessions.open(js, s)
         token, _ = await sessions.start("budi", now)
         assert (await sessions.get(token)).username == "budi"

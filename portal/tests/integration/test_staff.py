@@ -341,3 +341,42 @@ async def test_staff_download_the_reporters_photo_through_the_portal_and_no_one_
         async with browser(app) as nobody:
             refused = await nobody.get(mine)
             assert refused.status_code == 303 and "/masuk" in refused.headers["location"]
+
+
+async def test_an_address_that_fails_too_often_must_wait_and_others_need_not(manual, tmp_path):
+    """A few passwords tried on many accounts from one address: after ``Throttle.LIMIT``
+    failures the address is refused before any password is checked (429, recorded as
+    throttled), even with a right one; another address signs in as usual."""
+    from lapor.portal.staff.stores import Throttle
+
+    await add_account(manual, tmp_path, "budi", "--role", "officer", "--opd", "dpupr")
+    async with system(manual) as (_, _tracker, app), browser(app) as client:
+        sprayer = {"X-Forwarded-For": "203.0.113.9, 10.0.0.7"}  # the first is claimed
+        form = await client.get("/masuk")
+        token = token_in(form.text)
+        for n in range(Throttle.LIMIT):
+            answer = await client.post(
+                "/masuk",
+                data={
+                    "username": f"user{n}",
+                    "password": "tebakan-kata-sandi",
+                    "csrf_token": token,
+                },
+                headers=sprayer,
+            )
+            assert answer.status_code == 401
+        right = {"username": "budi", "password": PASSWORD, "csrf_token": token}
+        refused = await client.post("/masuk", data=right, headers=sprayer)
+        assert refused.status_code == 429
+        assert "Terlalu banyak upaya masuk" in refused.text
+        assert "lapor_staff" not in client.cookies
+        # Another address behind the same claimed one is not this one.
+        other = {"X-Forwarded-For": "203.0.113.9, 10.0.0.8"}
+        assert (await client.post("/masuk", data=right, headers=other)).status_code == 303
+
+        record = await SignIns(app.state.runtime.js, manual.subjects).recent()
+        outcomes = [r["outcome"] for r in record]
+        assert outcomes == ["unknown_user"] * Throttle.LIMIT + ["throttled", "ok"]
+        assert {r["address"] for r in record} == {"10.0.0.7", "10.0.0.8"}
+        accounts = await Accounts.open(app.state.runtime.js, manual.subjects)
+        assert (await accounts.get("budi"))[0].failures == 0  # never checked while refused

@@ -248,9 +248,10 @@ def service_permissions(role: str, subjects: Subjects) -> dict[str, Any] | None:
       complaint) and writes none.
     * ``analytics`` reads the log through its consumers and parks dead letters; it
       writes nothing else.
-    * ``portal`` reads and writes the staff's accounts and sessions (key-value buckets)
-      and records sign-ins; ``open311`` nothing beyond the common part (both are
-      :data:`HTTP_ROLES`: clients of the other services' HTTP APIs).
+    * ``portal`` reads and writes the staff's accounts, sessions and failed sign-ins per
+      address (key-value buckets) and records sign-ins; ``open311`` nothing beyond the
+      common part (both are :data:`HTTP_ROLES`: clients of the other services' HTTP
+      APIs).
 
     None of them may read the reporters' stream (:func:`reporters_denied`), the agency
     stream's consumers, or create, change or delete a stream."""
@@ -284,7 +285,7 @@ def service_permissions(role: str, subjects: Subjects) -> dict[str, Any] | None:
         deny["publish"].append(s.of_type("complaint.received"))
         publish += _reads_bucket(attachments)
     elif role == "portal":
-        for bucket in (s.staff_accounts_bucket, s.staff_sessions_bucket):
+        for bucket in (s.staff_accounts_bucket, s.staff_sessions_bucket, s.staff_throttle_bucket):
             publish += [f"$JS.API.STREAM.INFO.KV_{bucket}", f"$KV.{bucket}.>"]
             publish += _reads_bucket(f"KV_{bucket}")
         publish.append(s.all_signins)

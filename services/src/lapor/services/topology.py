@@ -108,6 +108,8 @@ async def declare_streams(js: JetStreamContext, settings: Settings) -> None:
 
 RULES_HISTORY = 64
 ACCOUNT_HISTORY = 16
+SIGNIN_THROTTLE_SECONDS = 15 * 60
+"""An address that failed too often may try again once it has been quiet this long."""
 """Past versions of an account kept (password changes, lock-outs, by whom)."""
 
 
@@ -162,6 +164,12 @@ def key_value_configs(settings: Settings) -> list[KeyValueConfig]:
             bucket=s.staff_accounts_bucket,
             history=ACCOUNT_HISTORY,
             description="Staff accounts: officers and coordinators (lapor accounts)",
+            **common,
+        ),
+        KeyValueConfig(
+            bucket=s.staff_throttle_bucket,
+            ttl=SIGNIN_THROTTLE_SECONDS,
+            description="Failed staff sign-ins per client address (a sliding window)",
             **common,
         ),
         KeyValueConfig(

@@ -115,6 +115,12 @@ class Subjects:
         return f"{self._stream_prefix}_STAFF_SESSIONS"
 
     @property
+    def staff_throttle_bucket(self) -> str:
+        """Key-value bucket counting failed sign-ins per client address (by its digest);
+        an entry is gone once its address has been quiet for the bucket's age limit."""
+        return f"{self._stream_prefix}_STAFF_THROTTLE"
+
+    @property
     def signins_stream(self) -> str:
         """Every staff sign-in attempt, kept for audit (``lapor accounts sign-ins``)."""
         return f"{self._stream_prefix}_STAFF_SIGNINS"

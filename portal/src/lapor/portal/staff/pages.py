@@ -49,7 +49,14 @@ from lapor.portal.pages import (
 )
 from lapor.portal.staff import accounts as acc
 from lapor.portal.staff.signin import sign_in
-from lapor.portal.staff.stores import Accounts, Session, Sessions, SignIns, utc_now
+from lapor.portal.staff.stores import (
+    Accounts,
+    Session,
+    Sessions,
+    SignIns,
+    Throttle,
+    utc_now,
+)
 from lapor.services.auth import issue_token
 
 log = structlog.get_logger(__name__)
@@ -84,6 +91,7 @@ class Staff:
     secret: str | None
     session_seconds: float
     _stores: tuple[Accounts, Sessions, SignIns] | None = field(default=None, repr=False)
+    _throttle: Throttle | None = field(default=None, repr=False)
 
     async def stores(self, request: Request) -> tuple[Accounts, Sessions, SignIns]:
         if self._stores is None:
@@ -95,6 +103,12 @@ class Staff:
                 SignIns(runtime.js, subjects),
             )
         return self._stores
+
+    async def throttle(self, request: Request) -> Throttle:
+        if self._throttle is None:
+            runtime = request.app.state.runtime
+            self._throttle = await Throttle.open(runtime.js, runtime.settings.subjects)
+        return self._throttle
 
     def csrf(self, session: Session) -> str:
         key = hashlib.sha256(f"lapor-staff-csrf:{self.secret}".encode()).digest()
@@ -135,6 +149,16 @@ async def signed_in(request: Request, role: str) -> SignedIn | Response:
     if account.role != role:
         return RedirectResponse(HOME[account.role], status_code=303)
     return SignedIn(account, session, staff.csrf(session))
+
+
+def client_address(request: Request) -> str:
+    """The client's address as the nearest proxy saw it: the last ``X-Forwarded-For``
+    entry (the Ingress, or ``lapor run``'s gateway, appends the address it was reached
+    from; earlier entries are whatever the client claimed), else the peer's."""
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded:
+        return forwarded.split(",")[-1].strip()[:64]
+    return request.client.host if request.client else "-"
 
 
 def _secure(request: Request) -> bool:
@@ -210,16 +234,18 @@ async def signin(request: Request) -> Response:
         return render(request, "forbidden.html", status_code=403)
     accounts, sessions, record = await staff.stores(request)
     username = values.get("username", "")
-    client = request.client.host if request.client else "-"
     attempt = await sign_in(
         accounts,
         record,
         username,
         values.get("password", ""),
         utc_now(),
-        address=request.headers.get("x-forwarded-for", client).split(",")[0].strip(),
+        await staff.throttle(request),
+        address=client_address(request),
         user_agent=request.headers.get("user-agent", "")[:200],
     )
+    if attempt.outcome == "throttled":
+        return _signin_page(request, 429, error="throttled", username=username[:40])
     if attempt.account is None:
         error = "locked" if attempt.outcome == "locked" else "wrong"
         return _signin_page(request, 401, error=error, username=username[:40])

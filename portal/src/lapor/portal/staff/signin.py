@@ -14,7 +14,7 @@ from datetime import datetime
 import structlog
 
 from lapor.portal.staff import accounts as acc
-from lapor.portal.staff.stores import Accounts, SignIns
+from lapor.portal.staff.stores import Accounts, SignIns, Throttle
 
 log = structlog.get_logger(__name__)
 
@@ -33,12 +33,21 @@ async def sign_in(
     username: str,
     password: str,
     now: datetime,
+    throttle: Throttle | None = None,
     **context: str,
 ) -> Attempt:
     """Check ``password`` for ``username``; count a failure or reset the count; record
-    and log the attempt with ``context`` (the client's address, its user agent)."""
+    and log the attempt with ``context`` (the client's address, its user agent). With a
+    ``throttle``, an address with too many failures is refused before any check, and
+    each failure from it is counted."""
     username = username.strip().lower()
-    attempt = await _decide(accounts, username, password, now)
+    address = context.get("address", "-")
+    if throttle is not None and await throttle.blocked(address):
+        attempt = Attempt("throttled")
+    else:
+        attempt = await _decide(accounts, username, password, now)
+        if throttle is not None and attempt.outcome in ("wrong_password", "unknown_user"):
+            await throttle.failed(address)
     await record.record(attempt.outcome, username, now, **context)
     emit = log.info if attempt.outcome == "ok" else log.warning
     emit("staff sign-in", outcome=attempt.outcome, username=username[:80], **context)

@@ -6,6 +6,7 @@
 * sessions: ``<ROOT>_STAFF_SESSIONS``, keyed by the SHA-256 of the cookie's token (the
   bucket never holds a usable token), each entry gone after the bucket's age limit
   (``LAPOR_STAFF_SESSION_SECONDS``) whatever the portal does; signing out deletes it;
+* failed sign-ins per client address: ``<ROOT>_STAFF_THROTTLE`` (:class:`Throttle`);
 * sign-ins: the stream ``<ROOT>_STAFF_SIGNINS``, one message per attempt, kept two years.
 
 The buckets and the stream are declared by ``lapor migrate`` like every other.
@@ -139,7 +140,56 @@ class Sessions:
             await self.kv.purge(session_key(token))
 
 
-OUTCOMES = ("ok", "wrong_password", "unknown_user", "locked", "disabled")
+class Throttle:
+    """Failed sign-ins per client address, in ``<ROOT>_STAFF_THROTTLE`` (keyed by the
+    address's digest, counted with compare-and-set). Each failure rewrites the entry, and
+    NATS drops it once the address has been quiet for the bucket's age limit: a sliding
+    window. The lock-out of an account stops guessing one password; this stops one
+    address from trying a few passwords on every account."""
+
+    LIMIT = 20
+    """Failures from one address before it must wait."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self.kv = kv
+
+    @classmethod
+    async def open(cls, js: JetStreamContext, subjects: Subjects) -> Throttle:
+        return cls(await js.key_value(subjects.staff_throttle_bucket))
+
+    @staticmethod
+    def _key(address: str) -> str:
+        return hashlib.sha256(address.encode()).hexdigest()[:40]
+
+    async def _count(self, key: str) -> tuple[int, int]:
+        try:
+            entry = await self.kv.get(key)
+        except KeyNotFoundError:
+            return 0, 0
+        return int(entry.value or b"0"), entry.revision or 0
+
+    async def blocked(self, address: str) -> bool:
+        count, _ = await self._count(self._key(address))
+        return count >= self.LIMIT
+
+    async def failed(self, address: str) -> int:
+        """Count one more failure; returns the count."""
+        key = self._key(address)
+        for _ in range(CAS_TRIES):
+            count, revision = await self._count(key)
+            value = str(count + 1).encode()
+            try:
+                if revision:
+                    await self.kv.update(key, value, last=revision)
+                else:
+                    await self.kv.create(key, value)
+            except KeyWrongLastSequenceError:
+                continue
+            return count + 1
+        return self.LIMIT  # a storm of failures from this address: treat it as over
+
+
+OUTCOMES = ("ok", "wrong_password", "unknown_user", "locked", "disabled", "throttled")
 
 
 class SignIns:
