@@ -30,14 +30,9 @@ import pytest
 import uvicorn
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
-from lapor.analytics.app import create_app as analytics_app
 from lapor.devtools import sample_files
-from lapor.devtools.testing import bearer, eventually, serving
-from lapor.intake.app import create_app as intake_app
-from lapor.portal.app import create_app as portal_app
-from lapor.router.app import create_app as router_app
+from lapor.devtools.testing import bearer, eventually, faces
 from lapor.services.settings import Settings
-from lapor.tracker.app import create_app as tracker_app
 
 HERE = Path(__file__).parent
 AXE = (HERE / "vendor" / "axe.min.js").read_text(encoding="utf-8")
@@ -99,15 +94,8 @@ async def listening(app) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def site(settings: Settings) -> AsyncIterator[Site]:
-    async with contextlib.AsyncExitStack() as stack:
-        intake = await stack.enter_async_context(serving(intake_app(settings)))
-        await stack.enter_async_context(serving(router_app(settings)))
-        tracker = await stack.enter_async_context(serving(tracker_app(settings)))
-        analytics = await stack.enter_async_context(serving(analytics_app(settings)))
-        app = portal_app(settings, intake=intake, tracker=tracker, analytics=analytics)
-        await stack.enter_async_context(serving(app))  # the portal's lifespan
-        url = await stack.enter_async_context(listening(app))
-        yield Site(url, tracker)
+    async with faces(settings) as running, listening(running.portal_app) as url:
+        yield Site(url, running.tracker)
 
 
 @pytest.fixture(scope="module")

@@ -8,22 +8,16 @@ photographed into ``build/screenshots/`` (``staf-*.png``)."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from lapor.analytics.app import create_app as analytics_app
-from lapor.devtools.testing import ROAD, eventually, serving
-from lapor.intake.app import create_app as intake_app
-from lapor.portal.app import create_app as portal_app
+from lapor.devtools.testing import ROAD, eventually, faces
 from lapor.portal.staff import accounts as acc
 from lapor.portal.staff.stores import Accounts
-from lapor.router.app import create_app as router_app
 from lapor.services.settings import Settings
-from lapor.tracker.app import create_app as tracker_app
 
 from .test_citizen import Site, browser, context, listening, look  # noqa: F401 (fixture)
 
@@ -36,19 +30,13 @@ async def staff_site(settings: Settings) -> AsyncIterator[tuple[Site, httpx.Asyn
     """The system with the coordinator deciding every disposition (nothing automatic),
     an account for the coordinator and one for public works' officer."""
     manual = settings.model_copy(update={"auto_dispose_confidence": 1.01})
-    async with contextlib.AsyncExitStack() as stack:
-        intake = await stack.enter_async_context(serving(intake_app(manual)))
-        await stack.enter_async_context(serving(router_app(manual)))
-        tracker = await stack.enter_async_context(serving(tracker_app(manual)))
-        analytics = await stack.enter_async_context(serving(analytics_app(manual)))
-        app = portal_app(manual, intake=intake, tracker=tracker, analytics=analytics)
-        await stack.enter_async_context(serving(app))
-        accounts = await Accounts.open(app.state.runtime.js, manual.subjects)
+    async with faces(manual) as running:
+        accounts = await Accounts.open(running.portal_app.state.runtime.js, manual.subjects)
         units = {"dpupr", "dlh"}
         await accounts.add(acc.new_account("rina", "coordinator", PASSWORD, name="Rina"))
         await accounts.add(acc.new_account("budi", "officer", PASSWORD, opd="dpupr", units=units))
-        url = await stack.enter_async_context(listening(app))
-        yield Site(url, tracker), intake
+        async with listening(running.portal_app) as url:
+            yield Site(url, running.tracker), running.intake
 
 
 async def sign_in(page: Page, username: str, password: str = PASSWORD) -> None:

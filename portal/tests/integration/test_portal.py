@@ -13,13 +13,8 @@ from typing import Any
 
 import httpx
 
-from lapor.analytics.app import create_app as analytics_app
-from lapor.devtools.testing import bearer, eventually, serving
-from lapor.intake.app import create_app as intake_app
-from lapor.portal.app import create_app as portal_app
-from lapor.router.app import create_app as router_app
+from lapor.devtools.testing import bearer, eventually, faces
 from lapor.services.settings import Settings
-from lapor.tracker.app import create_app as tracker_app
 
 LABELLED = {"input", "select", "textarea"}
 NOT_LABELLED = {"hidden", "submit", "button"}
@@ -96,14 +91,8 @@ def check_page(html: str) -> Page:
 
 @contextlib.asynccontextmanager
 async def system(settings: Settings):
-    async with contextlib.AsyncExitStack() as stack:
-        intake = await stack.enter_async_context(serving(intake_app(settings)))
-        await stack.enter_async_context(serving(router_app(settings)))
-        tracker = await stack.enter_async_context(serving(tracker_app(settings)))
-        analytics = await stack.enter_async_context(serving(analytics_app(settings)))
-        app = portal_app(settings, intake=intake, tracker=tracker, analytics=analytics)
-        portal = await stack.enter_async_context(serving(app))
-        yield intake, tracker, portal
+    async with faces(settings) as running:
+        yield running.intake, running.tracker, running.portal
 
 
 GOOD = {

@@ -16,16 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lapor.analytics.app import create_app as analytics_app
-from lapor.devtools.testing import ROAD, bearer, eventually, serving
-from lapor.intake.app import create_app as intake_app
-from lapor.portal.app import create_app as portal_app
+from lapor.devtools.testing import ROAD, bearer, eventually, faces
 from lapor.portal.staff import accounts as acc
 from lapor.portal.staff.stores import Accounts, SignIns
-from lapor.router.app import create_app as router_app
 from lapor.services.cli import main
 from lapor.services.settings import Settings
-from lapor.tracker.app import create_app as tracker_app
 
 from .test_portal import check_page
 
@@ -41,14 +36,8 @@ def manual(settings: Settings) -> Settings:
 
 @contextlib.asynccontextmanager
 async def system(settings: Settings):
-    async with contextlib.AsyncExitStack() as stack:
-        intake = await stack.enter_async_context(serving(intake_app(settings)))
-        await stack.enter_async_context(serving(router_app(settings)))
-        tracker = await stack.enter_async_context(serving(tracker_app(settings)))
-        analytics = await stack.enter_async_context(serving(analytics_app(settings)))
-        app = portal_app(settings, intake=intake, tracker=tracker, analytics=analytics)
-        await stack.enter_async_context(serving(app))  # its lifespan: NATS
-        yield intake, tracker, app
+    async with faces(settings) as running:
+        yield running.intake, running.tracker, running.portal_app
 
 
 def browser(app) -> httpx.AsyncClient:

@@ -16,6 +16,8 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
 from typing import TypeVar
 
@@ -29,6 +31,7 @@ from lapor.devtools.infra import Infrastructure, infrastructure
 from lapor.services.auth import issue_token, reporter_secret
 from lapor.services.bootstrap import bootstrap
 from lapor.services.database import with_database
+from lapor.services.discovery import installed_services
 from lapor.services.settings import Settings
 from lapor.services.topology import key_value_configs, object_store_configs, stream_configs
 
@@ -114,6 +117,39 @@ async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client
+
+
+@dataclass
+class Faces:
+    """intake, router, tracker and analytics in process, and the portal over them."""
+
+    intake: httpx.AsyncClient
+    tracker: httpx.AsyncClient
+    analytics: httpx.AsyncClient
+    portal: httpx.AsyncClient
+    portal_app: FastAPI
+    """Its lifespan running (NATS connected): serve it over TCP for a browser."""
+
+
+@contextlib.asynccontextmanager
+async def faces(settings: Settings) -> AsyncIterator[Faces]:
+    """The services the portal is a client of, each served over ASGI with its lifespan
+    (the router too: it routes what intake accepts), and the portal made with their
+    clients: what the portal's, Open311's and the browser tests run against."""
+    found = installed_services()
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def serve(name: str) -> httpx.AsyncClient:
+            return await stack.enter_async_context(serving(found[name].create_app(settings)))
+
+        intake, _, tracker, analytics = [
+            await serve(name) for name in ("intake", "router", "tracker", "analytics")
+        ]
+        module, _, function = found["portal"].app.partition(":")
+        make_portal = getattr(import_module(module), function)
+        app = make_portal(settings, intake=intake, tracker=tracker, analytics=analytics)
+        portal = await stack.enter_async_context(serving(app))
+        yield Faces(intake, tracker, analytics, portal, app)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

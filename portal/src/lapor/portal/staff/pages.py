@@ -287,17 +287,6 @@ async def tracker(request: Request, who: SignedIn, method: str, path: str, **kw:
     return await portal.call(portal.tracker, method, path, headers=headers, **kw)
 
 
-async def _listing(request: Request, who: SignedIn, path: str, params: dict[str, Any]):
-    answer = await tracker(request, who, "GET", path, params=params)
-    if answer.status_code != 200:
-        raise Unavailable(path)
-    return answer.json()
-
-
-def _after(value: str | None) -> str | None:
-    return value if value and TRACKING_ID.fullmatch(value) else None
-
-
 # --- the officer -------------------------------------------------------------------------------
 
 
@@ -307,25 +296,9 @@ async def inbox(request: Request, status: str | None = None, after: str | None =
     if isinstance(who, Response):
         return who
     status = status if status in OFFICER_STATUSES else None
-    params: dict[str, Any] = {"order": "due", "limit": PAGE}
-    if status:
-        params["status"] = status
-    if _after(after):
-        params["after"] = after
-    opd = who.account.opd
-    listing = await _listing(request, who, f"/agencies/{opd}/complaints", params)
-    return page(
-        request,
-        "staff/list.html",
-        who,
-        heading="inbox",
-        items=listing["items"],
-        next_after=listing.get("next_after"),
-        status=status,
-        statuses=OFFICER_STATUSES,
-        base="/unit",
-        item_base="/unit/laporan",
-    )
+    params = {"status": status} if status else {}
+    path = f"/agencies/{who.account.opd}/complaints"
+    return await _list(request, who, "inbox", path, params, after, status, OFFICER_STATUSES)
 
 
 @router.get("/unit/laporan/{tracking_id}", response_class=HTMLResponse)
@@ -376,23 +349,8 @@ async def queue(request: Request, status: str | None = "received", after: str | 
     if isinstance(who, Response):
         return who
     status = status if status in QUEUE_STATUSES else None
-    params: dict[str, Any] = {"limit": PAGE, "order": "due"}
-    params["status"] = status or "all"
-    if _after(after):
-        params["after"] = after
-    listing = await _listing(request, who, "/admin/complaints", params)
-    return page(
-        request,
-        "staff/list.html",
-        who,
-        heading="queue",
-        items=listing["items"],
-        next_after=listing.get("next_after"),
-        status=status,
-        statuses=QUEUE_STATUSES,
-        base="/koordinator",
-        item_base="/koordinator/laporan",
-    )
+    params = {"status": status or "all"}
+    return await _list(request, who, "queue", "/admin/complaints", params, after, status)
 
 
 @router.get("/koordinator/tenggat", response_class=HTMLResponse)
@@ -400,26 +358,45 @@ async def deadlines(request: Request, after: str | None = None):
     who = await signed_in(request, "coordinator")
     if isinstance(who, Response):
         return who
-    params: dict[str, Any] = {
-        "limit": PAGE,
-        "order": "due",
-        "status": "all",
-        "due_before": (utc_now() + SOON).isoformat(),
-    }
-    if _after(after):
-        params["after"] = after
-    listing = await _listing(request, who, "/admin/complaints", params)
+    params = {"status": "all", "due_before": (utc_now() + SOON).isoformat()}
+    return await _list(request, who, "deadlines", "/admin/complaints", params, after)
+
+
+LIST_PAGES = {"inbox": "/unit", "queue": "/koordinator", "deadlines": "/koordinator/tenggat"}
+
+
+async def _list(
+    request: Request,
+    who: SignedIn,
+    heading: str,
+    path: str,
+    params: dict[str, Any],
+    after: str | None,
+    status: str | None = None,
+    statuses: tuple[str, ...] = QUEUE_STATUSES,
+) -> Response:
+    """A staff list: the tracker's listing at ``path``, the earliest deadline first, a
+    page of :data:`PAGE` after ``after``; ``statuses`` the filter offers (none for the
+    deadlines)."""
+    asked: dict[str, Any] = {"order": "due", "limit": PAGE, **params}
+    if after and TRACKING_ID.fullmatch(after):
+        asked["after"] = after
+    answer = await tracker(request, who, "GET", path, params=asked)
+    if answer.status_code != 200:
+        raise Unavailable(path)
+    listing = answer.json()
+    item_base = "/unit/laporan" if heading == "inbox" else "/koordinator/laporan"
     return page(
         request,
         "staff/list.html",
         who,
-        heading="deadlines",
+        heading=heading,
         items=listing["items"],
         next_after=listing.get("next_after"),
-        status=None,
-        statuses=(),
-        base="/koordinator/tenggat",
-        item_base="/koordinator/laporan",
+        status=status,
+        statuses=() if heading == "deadlines" else statuses,
+        base=LIST_PAGES[heading],
+        item_base=item_base,
         soon_days=SOON.days,
     )
 
