@@ -305,7 +305,11 @@ async def test_onboard_read_rotate_remove_without_a_secret_in_any_output(
         operator.outputs.append(script.stdout + script.stderr)
 
         # --- rotate A: the old seed is refused, the new one reads; B unchanged ------------
-        b_conn = await nats.connect(server.url, nkeys_seed=str(seeds / f"{B}.nk"))
+        # No reconnecting: once the server cuts B's connection it stays cut, and closing
+        # it does not race nats-py's reconnect loop (a CancelledError in close).
+        b_conn = await nats.connect(
+            server.url, nkeys_seed=str(seeds / f"{B}.nk"), allow_reconnect=False
+        )
         await operator("agency", "rotate", A)
         seed_a_new = (seeds / f"{A}.nk").read_text().strip()
         assert seed_a_new != seed_a_old
