@@ -229,6 +229,9 @@ async def test_lang_en_switches_the_language_and_is_remembered(settings):
 
 
 async def test_the_dashboard_shows_the_completion_figures(settings):
+    # The coordinator decides every disposition: were the router quicker with a confident
+    # proposal of another unit, the figures per unit would depend on who came first.
+    settings = settings.model_copy(update={"auto_dispose_confidence": 1.01})
     async with system(settings) as (_, tracker, portal):
         ids = []
         for n in range(2):
@@ -242,7 +245,7 @@ async def test_the_dashboard_shows_the_completion_figures(settings):
                     json={"opd": "dlh"},
                     headers=bearer(settings, "admin"),
                 )
-                return r.status_code in (202, 409)  # 409: the router disposed it already
+                return r.status_code == 202
 
             await eventually(disposed)
 
