@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from playwright.async_api import Browser, Page, expect
 
-from lapor.devtools.testing import bearer, eventually
+from lapor.devtools.testing import disposed_and_answered, eventually
 from lapor.services.settings import Settings
 
 from . import test_citizen as citizen
@@ -26,31 +26,7 @@ async def report_and_answer(page: Page, site: Site, settings: Settings) -> tuple
     tracking_id = (await page.locator("#tracking-id").inner_text()).strip()
     secret = (await page.locator("#reporter-secret").inner_text()).strip()
 
-    async def disposed() -> bool:
-        r = await site.tracker.post(
-            f"/complaints/{tracking_id}/disposition",
-            json={"opd": "dpupr"},
-            headers=bearer(settings, "admin"),
-        )
-        return r.status_code in (202, 409)  # 409: the router disposed it already
-
-    await eventually(disposed)
-
-    async def answered() -> bool:
-        r = await site.tracker.post(
-            f"/agencies/dpupr/complaints/{tracking_id}/resolution",
-            json={"resolution": "Lubang sudah ditambal."},
-            headers=bearer(settings, "agency", "dpupr"),
-        )
-        return r.status_code == 202
-
-    await eventually(answered)
-
-    async def shows_answered() -> bool:
-        r = await site.tracker.get(f"/complaints/{tracking_id}")
-        return r.status_code == 200 and r.json()["status"] == "answered"
-
-    await eventually(shows_answered)
+    await disposed_and_answered(settings, site.tracker, tracking_id, "Lubang sudah ditambal.")
     return tracking_id, secret
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from lapor.devtools.testing import bearer, eventually
+from lapor.devtools.testing import disposed_and_answered, eventually
 from lapor.services.settings import Settings
 
 from .test_portal import check_page, submit, system
@@ -38,31 +38,8 @@ async def answered(
     tracking_id, secret = sent.text("tracking-id"), sent.text("reporter-secret")
     await eventually(lambda: status_of(tracker, tracking_id))
 
-    async def disposed() -> bool:
-        r = await tracker.post(
-            f"/complaints/{tracking_id}/disposition",
-            json={"opd": "dpupr"},
-            headers=bearer(settings, "admin"),
-        )
-        return r.status_code in (202, 409)  # 409: the router disposed it already
-
-    await eventually(disposed)
-
-    async def resolved() -> bool:
-        r = await tracker.post(
-            f"/agencies/dpupr/complaints/{tracking_id}/resolution",
-            json={"resolution": "Lubang sudah ditambal oleh tim pemeliharaan jalan."},
-            headers=bearer(settings, "agency", "dpupr"),
-        )
-        return r.status_code == 202
-
-    await eventually(resolved)
-
-    async def shows_answered() -> bool:
-        now = await status_of(tracker, tracking_id)
-        return bool(now) and now["status"] == "answered"
-
-    await eventually(shows_answered)
+    resolution = "Lubang sudah ditambal oleh tim pemeliharaan jalan."
+    await disposed_and_answered(settings, tracker, tracking_id, resolution)
     return tracking_id, secret
 
 

@@ -152,6 +152,40 @@ async def faces(settings: Settings) -> AsyncIterator[Faces]:
         yield Faces(intake, tracker, analytics, portal, app)
 
 
+async def disposed_and_answered(
+    settings: Settings,
+    tracker: httpx.AsyncClient,
+    tracking_id: str,
+    resolution: str,
+    opd: str = "dpupr",
+) -> None:
+    """As the coordinator and the unit would: dispose the complaint to ``opd`` (or find
+    the router did), answer it as ``opd``, and wait until the tracker shows it answered."""
+
+    async def disposed() -> bool:
+        r = await tracker.post(
+            f"/complaints/{tracking_id}/disposition",
+            json={"opd": opd},
+            headers=bearer(settings, "admin"),
+        )
+        return r.status_code in (202, 409)  # 409: the router disposed it already
+
+    async def answered() -> bool:
+        r = await tracker.post(
+            f"/agencies/{opd}/complaints/{tracking_id}/resolution",
+            json={"resolution": resolution},
+            headers=bearer(settings, "agency", opd),
+        )
+        return r.status_code == 202
+
+    async def shows_answered() -> bool:
+        r = await tracker.get(f"/complaints/{tracking_id}")
+        return r.status_code == 200 and r.json()["status"] == "answered"
+
+    for step in (disposed, answered, shows_answered):
+        await eventually(step)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "settings" in getattr(item, "fixturenames", ()):

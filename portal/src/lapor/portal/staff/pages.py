@@ -329,15 +329,16 @@ COORDINATOR_ACTIONS = {
 }
 
 
+ACTIONS = {"officer": OFFICER_ACTIONS, "coordinator": COORDINATOR_ACTIONS}
+"""Each role's forms: the form's name -> (the tracker action path's last part, the body)."""
+
+
 @router.post("/unit/laporan/{tracking_id}/{action}", response_class=HTMLResponse)
 async def officer_act(request: Request, tracking_id: str, action: str):
     who = await signed_in(request, "officer")
     if isinstance(who, Response):
         return who
-    if action not in OFFICER_ACTIONS:
-        return render(request, "forbidden.html", status_code=404)
-    path = f"/agencies/{who.account.opd}/complaints/{tracking_id}/{OFFICER_ACTIONS[action][0]}"
-    return await _act(request, who, tracking_id, action, OFFICER_ACTIONS[action][1], path)
+    return await _act(request, who, tracking_id, action)
 
 
 # --- the coordinator ---------------------------------------------------------------------------
@@ -414,10 +415,7 @@ async def coordinator_act(request: Request, tracking_id: str, action: str):
     who = await signed_in(request, "coordinator")
     if isinstance(who, Response):
         return who
-    if action not in COORDINATOR_ACTIONS:
-        return render(request, "forbidden.html", status_code=404)
-    path = f"/complaints/{tracking_id}/{COORDINATOR_ACTIONS[action][0]}"
-    return await _act(request, who, tracking_id, action, COORDINATOR_ACTIONS[action][1], path)
+    return await _act(request, who, tracking_id, action)
 
 
 # --- the reporter's files ------------------------------------------------------------------------
@@ -521,12 +519,24 @@ async def _complaint_page(
     )
 
 
-async def _act(request, who: SignedIn, tracking_id: str, action: str, body_of, path: str):
+def _action_path(who: SignedIn, tracking_id: str, last: str) -> str:
+    """The tracker's path of an action: the unit's own, or the coordinator's."""
+    if who.account.role == "officer":
+        return f"/agencies/{who.account.opd}/complaints/{tracking_id}/{last}"
+    return f"/complaints/{tracking_id}/{last}"
+
+
+async def _act(request: Request, who: SignedIn, tracking_id: str, action: str) -> Response:
+    """A form of the role's (:data:`ACTIONS`) sent to the tracker as the account."""
+    if action not in ACTIONS[who.account.role]:
+        return render(request, "forbidden.html", status_code=404)
     values = await form_data(request)
     if not hmac.compare_digest(values.get(CSRF_FIELD, ""), who.csrf):
         return render(request, "forbidden.html", status_code=403)
     if not TRACKING_ID.fullmatch(tracking_id):
         return page(request, "staff/missing.html", who, status_code=404)
+    last, body_of = ACTIONS[who.account.role][action]
+    path = _action_path(who, tracking_id, last)
     body = body_of(values)
     answer = await tracker(request, who, "POST", path, **({"json": body} if body else {}))
     if answer.status_code == 202:
