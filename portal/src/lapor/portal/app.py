@@ -24,7 +24,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from lapor.portal import domain, i18n
 from lapor.portal.csrf import Csrf
 from lapor.portal.pages import Portal, Unavailable, render, router
-from lapor.portal.staff.pages import Staff
+from lapor.portal.staff.pages import GoElsewhere, Staff, go_elsewhere
 from lapor.portal.staff.pages import router as staff_router
 from lapor.router.category_names import names_of
 from lapor.router.domain import RoutingTable
@@ -119,6 +119,7 @@ def create_app(
         return render(request, "unavailable.html", status_code=503)
 
     app.add_exception_handler(Unavailable, unavailable)
+    app.add_exception_handler(GoElsewhere, go_elsewhere)
 
     inner = app.router.lifespan_context
 

@@ -173,6 +173,25 @@ async def report_form_data(request: Request) -> tuple[dict[str, str], list[Uploa
     return values, uploads
 
 
+def form_token(request: Request) -> str:
+    """The CSRF token of the request's cookie if it is ours, else a new one."""
+    portal = portal_of(request)
+    token = request.cookies.get(csrf_.COOKIE)
+    return token if token and portal.csrf.valid(token) else portal.csrf.issue()
+
+
+def with_form_token(
+    response: HTMLResponse, request: Request, token: str, secure: bool | None = None
+) -> HTMLResponse:
+    """A page with forms: its CSRF cookie (HttpOnly, SameSite=Strict; Secure over HTTPS
+    unless told), and kept by no cache."""
+    if secure is None:
+        secure = request.url.scheme == "https"
+    response.set_cookie(csrf_.COOKIE, token, httponly=True, samesite="strict", secure=secure)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 # --- home --------------------------------------------------------------------------------
 
 
@@ -191,9 +210,7 @@ def _form_page(
     status_code: int = 200,
 ) -> HTMLResponse:
     portal = portal_of(request)
-    token = request.cookies.get(csrf_.COOKIE)
-    if not portal.csrf.valid(token):
-        token = portal.csrf.issue()
+    token = form_token(request)
     values = dict(values or {})
     if not _is_key(values.get("key")):
         values["key"] = uuid.uuid4().hex
@@ -211,15 +228,7 @@ def _form_page(
         max_attachments=portal.max_attachments,
         max_attachment_mb=domain.megabytes(portal.max_attachment_bytes),
     )
-    response.set_cookie(
-        csrf_.COOKIE,
-        token,
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-    )
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return with_form_token(response, request, token)
 
 
 def _is_key(value: str | None) -> bool:
@@ -316,9 +325,7 @@ async def complaint_page(
     if answer.status_code != 200:
         raise Unavailable("/complaints/{id}")
     complaint = answer.json()
-    token = request.cookies.get(csrf_.COOKIE)
-    if not portal.csrf.valid(token):
-        token = portal.csrf.issue()
+    token = form_token(request)
     page: dict[str, Any] = {
         "done": None,
         "failed": None,
@@ -339,15 +346,7 @@ async def complaint_page(
         stars=reporter.STARS,
         **page,
     )
-    response.set_cookie(
-        csrf_.COOKIE,
-        token,
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-    )
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return with_form_token(response, request, token)
 
 
 @router.get("/lacak/{tracking_id}/{slug}", response_class=HTMLResponse)

@@ -38,14 +38,17 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
+from lapor.portal import csrf as csrf_
 from lapor.portal import domain, i18n
 from lapor.portal.pages import (
     TRACKING_ID,
     Unavailable,
     form_data,
+    form_token,
     language,
     portal_of,
     render,
+    with_form_token,
 )
 from lapor.portal.staff import accounts as acc
 from lapor.portal.staff.signin import sign_in
@@ -132,9 +135,24 @@ class SignedIn:
     csrf: str
 
 
-async def signed_in(request: Request, role: str) -> SignedIn | Response:
-    """The signed-in account of ``role``, or where to go instead: the sign-in page (no
-    session, an account removed, disabled or locked since) or the account's own home."""
+class GoElsewhere(Exception):
+    """Not for this account (or no account): the page answers ``response`` instead."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.headers.get("location"))
+        self.response = response
+
+
+async def go_elsewhere(request: Request, error: Exception) -> Response:
+    """The app's handler of :class:`GoElsewhere`."""
+    assert isinstance(error, GoElsewhere)
+    return error.response
+
+
+async def signed_in(request: Request, role: str) -> SignedIn:
+    """The signed-in account of ``role``; else :class:`GoElsewhere` to the sign-in page
+    (no session, an account removed, disabled or locked since) or the account's own
+    home."""
     staff = staff_of(request)
     accounts, sessions, _ = await staff.stores(request)
     token = request.cookies.get(COOKIE)
@@ -145,9 +163,9 @@ async def signed_in(request: Request, role: str) -> SignedIn | Response:
         if session is not None:
             await sessions.end(token)
         target = quote(request.url.path, safe="/")
-        return RedirectResponse(f"/masuk?next={target}", status_code=303)
+        raise GoElsewhere(RedirectResponse(f"/masuk?next={target}", status_code=303))
     if account.role != role:
-        return RedirectResponse(HOME[account.role], status_code=303)
+        raise GoElsewhere(RedirectResponse(HOME[account.role], status_code=303))
     return SignedIn(account, session, staff.csrf(session))
 
 
@@ -204,10 +222,7 @@ def _next(value: str | None, role: str) -> str:
 
 
 def _signin_page(request: Request, status_code: int = 200, **context: Any) -> Response:
-    portal = portal_of(request)
-    token = request.cookies.get("csrf")
-    if not portal.csrf.valid(token):
-        token = portal.csrf.issue()
+    token = form_token(request)
     response = render(
         request,
         "staff/signin.html",
@@ -216,9 +231,7 @@ def _signin_page(request: Request, status_code: int = 200, **context: Any) -> Re
         next=request.query_params.get("next", ""),
         **context,
     )
-    response.set_cookie("csrf", token, httponly=True, samesite="strict", secure=_secure(request))
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return with_form_token(response, request, token, secure=_secure(request))
 
 
 @router.get("/masuk", response_class=HTMLResponse)
@@ -230,7 +243,7 @@ async def signin_form(request: Request) -> Response:
 async def signin(request: Request) -> Response:
     portal, staff = portal_of(request), staff_of(request)
     values = await form_data(request)
-    if not portal.csrf.check(request.cookies.get("csrf"), values.get(CSRF_FIELD)):
+    if not portal.csrf.check(request.cookies.get(csrf_.COOKIE), values.get(CSRF_FIELD)):
         return render(request, "forbidden.html", status_code=403)
     accounts, sessions, record = await staff.stores(request)
     username = values.get("username", "")
@@ -293,8 +306,6 @@ async def tracker(request: Request, who: SignedIn, method: str, path: str, **kw:
 @router.get("/unit", response_class=HTMLResponse)
 async def inbox(request: Request, status: str | None = None, after: str | None = None):
     who = await signed_in(request, "officer")
-    if isinstance(who, Response):
-        return who
     status = status if status in OFFICER_STATUSES else None
     params = {"status": status} if status else {}
     path = f"/agencies/{who.account.opd}/complaints"
@@ -304,8 +315,6 @@ async def inbox(request: Request, status: str | None = None, after: str | None =
 @router.get("/unit/laporan/{tracking_id}", response_class=HTMLResponse)
 async def officer_complaint(request: Request, tracking_id: str, done: str | None = None):
     who = await signed_in(request, "officer")
-    if isinstance(who, Response):
-        return who
     return await _complaint_page(request, who, tracking_id, done=done)
 
 
@@ -336,8 +345,6 @@ ACTIONS = {"officer": OFFICER_ACTIONS, "coordinator": COORDINATOR_ACTIONS}
 @router.post("/unit/laporan/{tracking_id}/{action}", response_class=HTMLResponse)
 async def officer_act(request: Request, tracking_id: str, action: str):
     who = await signed_in(request, "officer")
-    if isinstance(who, Response):
-        return who
     return await _act(request, who, tracking_id, action)
 
 
@@ -347,8 +354,6 @@ async def officer_act(request: Request, tracking_id: str, action: str):
 @router.get("/koordinator", response_class=HTMLResponse)
 async def queue(request: Request, status: str | None = "received", after: str | None = None):
     who = await signed_in(request, "coordinator")
-    if isinstance(who, Response):
-        return who
     status = status if status in QUEUE_STATUSES else None
     params = {"status": status or "all"}
     return await _list(request, who, "queue", "/admin/complaints", params, after, status)
@@ -357,8 +362,6 @@ async def queue(request: Request, status: str | None = "received", after: str | 
 @router.get("/koordinator/tenggat", response_class=HTMLResponse)
 async def deadlines(request: Request, after: str | None = None):
     who = await signed_in(request, "coordinator")
-    if isinstance(who, Response):
-        return who
     params = {"status": "all", "due_before": (utc_now() + SOON).isoformat()}
     return await _list(request, who, "deadlines", "/admin/complaints", params, after)
 
@@ -405,16 +408,12 @@ async def _list(
 @router.get("/koordinator/laporan/{tracking_id}", response_class=HTMLResponse)
 async def coordinator_complaint(request: Request, tracking_id: str, done: str | None = None):
     who = await signed_in(request, "coordinator")
-    if isinstance(who, Response):
-        return who
     return await _complaint_page(request, who, tracking_id, done=done)
 
 
 @router.post("/koordinator/laporan/{tracking_id}/{action}", response_class=HTMLResponse)
 async def coordinator_act(request: Request, tracking_id: str, action: str):
     who = await signed_in(request, "coordinator")
-    if isinstance(who, Response):
-        return who
     return await _act(request, who, tracking_id, action)
 
 
@@ -438,16 +437,12 @@ ATTACHMENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 @router.get("/unit/laporan/{tracking_id}/lampiran/{attachment_id}")
 async def officer_attachment(request: Request, tracking_id: str, attachment_id: str):
     who = await signed_in(request, "officer")
-    if isinstance(who, Response):
-        return who
     return await _attachment(request, who, tracking_id, attachment_id)
 
 
 @router.get("/koordinator/laporan/{tracking_id}/lampiran/{attachment_id}")
 async def coordinator_attachment(request: Request, tracking_id: str, attachment_id: str):
     who = await signed_in(request, "coordinator")
-    if isinstance(who, Response):
-        return who
     return await _attachment(request, who, tracking_id, attachment_id)
 
 
