@@ -47,11 +47,13 @@ from tqdm import tqdm
 
 from lapor.services.database import create_pool, migrate, with_database
 from lapor.services.projections import Projection, Received, Stop, project, receive
+from lapor.services.pull import Puller
 from lapor.services.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 BATCH = 1000
+PULL_WAIT_SECONDS = 5.0
 PREFETCH_BATCHES = 2
 CATCH_UP_ATTEMPTS = 5
 
@@ -294,10 +296,10 @@ async def _rebuild(
         # push consumer was measured to outrun a rebuild (900 MB resident at 250,000 of a
         # million events, then messages dropped as a slow consumer); a pull consumer only
         # sends what was asked for.
-        sub = await js.pull_subscribe(
-            settings.subjects.all_events,
-            stream=stream,
-            config=ConsumerConfig(
+        consumer = await js.add_consumer(
+            stream,
+            ConsumerConfig(
+                filter_subject=settings.subjects.all_events,
                 deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
                 opt_start_seq=start,
                 ack_policy=AckPolicy.NONE,
@@ -305,10 +307,11 @@ async def _rebuild(
                 mem_storage=True,
             ),
         )
+        puller = await Puller.of(js, stream, consumer.name).start()
         # Reading and decoding the next batches overlaps with PostgreSQL writing this one;
         # the queue's bound keeps memory flat however long the log.
         batches: asyncio.Queue[list[Received]] = asyncio.Queue(PREFETCH_BATCHES)
-        reader = asyncio.create_task(_read(sub, end, batches))
+        reader = asyncio.create_task(_read(puller, end, batches))
         bar = tqdm(
             total=end - start + 1, unit="ev", desc=", ".join(names), disable=not show_progress
         )
@@ -332,26 +335,21 @@ async def _rebuild(
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+            await puller.close()
+            with contextlib.suppress(Exception):  # else it goes once inactive for a minute
+                await js.delete_consumer(stream, consumer.name)
         return Rebuilt(done, stops)
     finally:
         await pool.close()
         await nc.close()
 
 
-async def _read(
-    sub: JetStreamContext.PullSubscription,
-    end: int,
-    batches: asyncio.Queue[list[Received]],
-) -> None:
-    """Fetch and decode the log up to ``end`` into ``batches``."""
+async def _read(puller: Puller, end: int, batches: asyncio.Queue[list[Received]]) -> None:
+    """Pull and decode the log up to ``end`` into ``batches`` (one pull request in flight,
+    up to ``PREFETCH_BATCHES`` decoded batches waiting)."""
     read = 0
     while read < end:
-        try:
-            msgs = await sub.fetch(batch=BATCH, timeout=5)
-        except TimeoutError:  # nats-py's own, or a plain one: both mean nothing came
-            continue
+        msgs = await puller.pull(BATCH, PULL_WAIT_SECONDS)
         msgs = [m for m in msgs if m.metadata.sequence.stream <= end]
         if msgs:
             received = receive(msgs)
@@ -400,22 +398,27 @@ async def _start(
         return last + 1
     if from_time is not None:
         stream = settings.subjects.events_stream
-        probe = await js.pull_subscribe(
-            settings.subjects.all_events,
-            stream=stream,
-            config=ConsumerConfig(
+        probe = await js.add_consumer(
+            stream,
+            ConsumerConfig(
+                filter_subject=settings.subjects.all_events,
                 deliver_policy=DeliverPolicy.BY_START_TIME,
                 opt_start_time=from_time.isoformat(),
                 ack_policy=AckPolicy.NONE,
+                inactive_threshold=60,
             ),
         )
+        puller = await Puller.of(js, stream, probe.name).start()
         try:
-            [first] = await probe.fetch(batch=1, timeout=2)
-            from_seq = first.metadata.sequence.stream
-        except TimeoutError:  # nats-py's own, or a plain one: both mean nothing came
-            from_seq = (await js.stream_info(stream)).state.last_seq + 1
+            first = await puller.pull(1, 2)
+            if first:
+                from_seq = first[0].metadata.sequence.stream
+            else:  # nothing at or after that time
+                from_seq = (await js.stream_info(stream)).state.last_seq + 1
         finally:
-            await probe.unsubscribe()
+            await puller.close()
+            with contextlib.suppress(Exception):
+                await js.delete_consumer(stream, probe.name)
     # The projection refuses to skip a sequence: tell it where this rebuild begins.
     await pool.execute(
         """INSERT INTO projection_checkpoints (projection, last_seq) VALUES ($1, $2)
