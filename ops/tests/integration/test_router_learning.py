@@ -32,8 +32,8 @@ DETAILS = ["pelampung tidak ada", "mesin sering mati", "atap bocor", "tiket maha
 async def decided(store: EventStore, tracking_id: str, *events) -> None:
     """The coordinator's and the unit's decisions on a complaint, appended to the log."""
 
-    def decide(history):
-        correlation = history[0].envelope.correlation_id
+    def decide(now):
+        correlation = now.last.envelope.correlation_id
         return [envelope(e, complaint_id=tracking_id, correlation_id=correlation) for e in events]
 
     await decide_and_append(store, tracking_id, decide, attempts=5)

@@ -6,7 +6,8 @@ import uuid
 from datetime import UTC, datetime
 
 from lapor.router.fanout import AgencyFanOut
-from lapor.services.eventstore import StoredEvent
+from lapor.services.eventstore import EXPECTED_LAST, StoredEvent
+from lapor.shared import snapshot as snapshots
 from lapor.shared.envelope import Event, envelope
 from lapor.shared.events import (
     Actor,
@@ -54,15 +55,37 @@ def stored_life() -> list[tuple[StoredEvent, Event]]:
 
 
 class LogOf:
-    """A hand-written stand-in for the event store: the complaint's log, counting reads."""
+    """A hand-written stand-in for the event store: the complaint's log, counting reads
+    of its history (``loads``) and of single events (``reads``)."""
 
     def __init__(self, events: list[tuple[StoredEvent, Event]]) -> None:
         self.events = [s for s, _ in events]
-        self.loads = 0
+        self.loads = self.reads = 0
 
     async def load(self, complaint_id: str) -> list[StoredEvent]:
         self.loads += 1
         return self.events if complaint_id == CID else []
+
+    async def at(self, seq: int) -> StoredEvent | None:
+        self.reads += 1
+        return next((s for s in self.events if s.seq == seq), None)
+
+    async def last(self, complaint_id: str, event_type: str | None = None) -> StoredEvent | None:
+        self.reads += 1
+        found = [s for s in self.events if event_type in (None, s.envelope.type)]
+        return found[-1] if found and complaint_id == CID else None
+
+
+def carrying_snapshots(life: list[tuple[StoredEvent, Event]]) -> list[tuple[StoredEvent, Event]]:
+    """The same events as ``decide_and_append`` writes them: each naming the sequence
+    before it and carrying the snapshot after it."""
+    state, prev, out = None, 0, []
+    for s, e in life:
+        state = snapshots.after(state, e, s.envelope, prev)
+        headers = {EXPECTED_LAST: str(prev), **snapshots.headers(state)}
+        out.append((StoredEvent(s.seq, s.subject, s.envelope, headers), e))
+        prev = s.seq
+    return out
 
 
 EXPECTED = [
@@ -109,3 +132,22 @@ async def test_a_redelivered_or_forgotten_complaint_is_read_from_the_log():
     await fanout.copies_of(other, LIFE[0])  # pushes CID out of a memory of one
     breach = await fanout.copies_of(*life[6])
     assert [opd for opd, _ in breach] == ["dlh", "diskominfo"]
+
+
+async def test_a_forgotten_complaint_is_read_from_its_previous_events_snapshot():
+    """Two reads (the previous event, the content), never its history."""
+    life = carrying_snapshots(stored_life())
+    store = LogOf(life)
+    for i in range(1, len(life)):
+        fanout = AgencyFanOut(store)  # type: ignore[arg-type]  # remembers nothing yet
+        reads = store.reads
+        got = await fanout.copies_of(*life[i])
+        assert [(opd, env.type) for opd, env in got] == EXPECTED[i]
+        assert store.reads == reads + 2
+    assert store.loads == 0
+    # The assignment made that way carries the complaint's content, never its reporter.
+    assignment = (await AgencyFanOut(store).copies_of(*life[5]))[0][1]  # type: ignore[arg-type]
+    copy = ComplaintAssigned.model_validate(assignment.payload)
+    assert (
+        copy.title == "Jalan rusak" and copy.opd == "dlh" and "reporter" not in assignment.payload
+    )

@@ -8,9 +8,10 @@ import uuid
 import nats
 import pytest
 
-from lapor.services.commands import decide_and_append
+from lapor.services.commands import decide_and_append, latest
 from lapor.services.eventstore import ConcurrencyError, EventStore
-from lapor.shared.envelope import envelope
+from lapor.shared import snapshot as snapshots
+from lapor.shared.envelope import decode, envelope
 from lapor.shared.events import ComplaintReceived, FollowUpPosted
 from lapor.shared.tracking import new_tracking_id
 
@@ -42,11 +43,11 @@ def racing(store: EventStore, cid: str, times: int):
 
     async def load():
         nonlocal reads
-        history = await store.load(cid)
+        now = await latest(store, cid)
         reads += 1
         if reads <= times:
-            await store.append(follow_up(cid, f"another writer {reads}"), history[-1].seq)
-        return history
+            await store.append(follow_up(cid, f"another writer {reads}"), now.seq)
+        return now
 
     return load
 
@@ -65,19 +66,67 @@ async def test_with_attempts_the_loser_decides_again_on_what_came_first(store):
     cid = await a_complaint(store)
     seen: list[int] = []
 
-    def decide(history):
-        seen.append(len(history))
+    def decide(now):
+        seen.append(now.seq)
         return [follow_up(cid, "mine"), follow_up(cid, "mine, second")]
 
     done = await decide_and_append(store, cid, decide, attempts=3, load=racing(store, cid, 2))
-    assert seen == [1, 2, 3]  # each attempt decided on the history as it then was
     assert [s.envelope.payload["message"] for s in done.appended] == ["mine", "mine, second"]
     history = await store.load(cid)
+    # Each attempt decided on the complaint as it then stood: its last event then.
+    assert seen == [s.seq for s in history[:3]]
     assert [s.seq for s in history[-2:]] == [s.seq for s in done.appended]
     assert len(history) == 5
 
 
 async def test_deciding_nothing_appends_nothing(store):
     cid = await a_complaint(store)
-    done = await decide_and_append(store, cid, lambda history: [])
-    assert done.appended == [] and len(done.history) == 1
+    done = await decide_and_append(store, cid, lambda now: [])
+    assert done.appended == [] and done.before.seq == (await store.last(cid)).seq
+
+
+class CountingJetStream:
+    """The JetStream context, counting the reads of single messages."""
+
+    def __init__(self, js) -> None:
+        self.js, self.gets = js, 0
+
+    async def get_msg(self, *args, **kwargs):
+        self.gets += 1
+        return await self.js.get_msg(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.js, name)
+
+
+def folded(history):
+    return snapshots.fold((s.seq, decode(s.envelope), s.envelope) for s in history)
+
+
+async def test_every_append_carries_the_snapshot_and_a_decision_reads_one_event(store):
+    cid = await a_complaint(store)
+    for i in range(8):
+        await decide_and_append(store, cid, lambda now, i=i: [follow_up(cid, f"step {i}")])
+    history = await store.load(cid)
+    for i in range(2, len(history) + 1):  # each event carries the state after it
+        assert snapshots.from_headers(history[i - 1].headers) == folded(history[:i])
+    counting = CountingJetStream(store.js)
+    reader = EventStore(counting, store.subjects)
+    now = await latest(reader, cid)
+    assert counting.gets == 1  # however long the complaint's history
+    assert now.seq == history[-1].seq and now.snapshot == folded(history)
+    assert now.snapshot.life.status == "in_progress"
+
+
+async def test_a_last_event_without_a_snapshot_has_the_history_folded_once(store):
+    """Events written before snapshots existed (or around decide_and_append) carry none."""
+    cid = await a_complaint(store)  # appended without a snapshot
+    bare = await store.append(follow_up(cid, "written around"), (await store.last(cid)).seq)
+    now = await latest(store, cid)
+    history = await store.load(cid)
+    assert now.seq == bare and now.snapshot == folded(history)
+    done = await decide_and_append(store, cid, lambda now: [follow_up(cid, "then")])
+    [appended] = done.appended
+    assert done.snapshot == folded(await store.load(cid))
+    assert snapshots.from_headers((await store.last(cid)).headers) == done.snapshot
+    assert appended.seq == (await store.last(cid)).seq

@@ -110,11 +110,21 @@ class Log:
     async def load(self, complaint_id: str) -> list[StoredEvent]:
         return list(self.events) if complaint_id == CID else []
 
-    async def append(self, env: Envelope, expected_last_seq: int, **_: object) -> int:
+    async def last(self, complaint_id: str, event_type: str | None = None) -> StoredEvent | None:
+        found = [
+            e
+            for e in await self.load(complaint_id)
+            if event_type is None or e.envelope.type == event_type
+        ]
+        return found[-1] if found else None
+
+    async def append(
+        self, env: Envelope, expected_last_seq: int, headers: dict[str, str] | None = None
+    ) -> int:
         assert expected_last_seq == len(self.events)
         self.appended.append(env)
         subject = self.subjects.complaint(env.complaint_id, env.type)
-        self.events.append(StoredEvent(len(self.events) + 1, subject, env))
+        self.events.append(StoredEvent(len(self.events) + 1, subject, env, headers or {}))
         return len(self.events)
 
 

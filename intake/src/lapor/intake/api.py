@@ -37,6 +37,7 @@ from lapor.services.errors import invalid
 from lapor.services.eventstore import ConcurrencyError, EventStore
 from lapor.services.runtime import Runtime, correlation_uuid, runtime_of
 from lapor.services.settings import Settings
+from lapor.shared import snapshot as snapshots
 from lapor.shared.envelope import derived_event_id, envelope
 from lapor.shared.events import AttachmentRef, ComplaintReceived, ReporterIdentified
 
@@ -265,7 +266,9 @@ async def _append(
             event_id=event_id,
         )
         try:
-            await store.append(env, expected_last_seq=0, headers=retry_marks)
+            # The complaint's first snapshot, which its later writers fold on from.
+            first = snapshots.headers(snapshots.after(None, received, env, 0))
+            await store.append(env, expected_last_seq=0, headers={**retry_marks, **first})
         except ConcurrencyError:
             # The ID is taken: by this very request (a retry), or by another one.
             existing = await store.last(tracking_id, env.type)

@@ -9,8 +9,10 @@ coordinator too.
 
 Which unit holds a complaint, and its content, are remembered per complaint as the log
 goes by, so that an event costs no read of the log; a complaint not remembered (after a
-restart, or forgotten to bound memory) is read from the log once. A batch's copies are
-published together and their acknowledgements awaited together.
+restart, or forgotten to bound memory) costs two reads: the snapshot its previous event
+carries (``lapor.shared.snapshot``) and its content, whatever its history (its history is
+read only for events written before snapshots). A batch's copies are published together
+and their acknowledgements awaited together.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from lapor.services.follower import LogFollower
 from lapor.services.observability import event_handled
 from lapor.services.runtime import Runtime
 from lapor.services.tracing import consuming
+from lapor.shared import snapshot as snapshots
 from lapor.shared.audience import Copy, told
 from lapor.shared.envelope import Envelope, Event, decode, derived_event_id, envelope
 from lapor.shared.events import ComplaintAssigned, ComplaintDisposed, ComplaintReceived
@@ -90,13 +93,33 @@ class AgencyFanOut:
         known = self._known.get(complaint_id)
         if known is not None and known.seq < stored.seq:
             return known
-        # Not remembered, or this is a redelivery of an event already seen: read the log.
+        # Not remembered, or this is a redelivery of an event already seen: the complaint
+        # as the event before it left it; else (no snapshot there) its history.
+        carried = await self._carried(stored)
+        if carried is not None:
+            return carried
         concern = Concern(0)
         for earlier in await self.store.load(complaint_id):
             if earlier.seq >= stored.seq:
                 break
             concern = concern.after(earlier, decode(earlier.envelope))
         return concern
+
+    async def _carried(self, stored: StoredEvent) -> Concern | None:
+        """The complaint before ``stored`` from the snapshot its previous event carries."""
+        complaint_id, prev = stored.envelope.complaint_id, stored.previous_seq
+        if not prev:
+            return None
+        earlier = await self.store.at(prev)
+        if earlier is None or earlier.envelope.complaint_id != complaint_id:
+            return None
+        state = snapshots.from_headers(earlier.headers)
+        first = await self.store.last(complaint_id, ComplaintReceived.TYPE)
+        if state is None or first is None:
+            return None
+        received = decode(first.envelope)
+        assert isinstance(received, ComplaintReceived)
+        return Concern(prev, received, state.life)
 
     def _remember(self, complaint_id: str, concern: Concern) -> None:
         self._known[complaint_id] = concern

@@ -26,7 +26,7 @@ from lapor.router.model import TextModel
 from lapor.router.model_store import ModelStore
 from lapor.router.routing import Router, named_unit
 from lapor.router.rules_store import RulesStore
-from lapor.services.commands import decide_and_append
+from lapor.services.commands import Latest, decide_and_append
 from lapor.services.consumers import consumer_config, handle_reliably
 from lapor.services.eventstore import EventStore, StoredEvent
 from lapor.services.runtime import Runtime
@@ -35,7 +35,6 @@ from lapor.shared.envelope import Envelope, Event, decode, derived_event_id, env
 from lapor.shared.events import (
     Actor,
     AuthorityDeclined,
-    ComplaintArchived,
     ComplaintDisposed,
     ComplaintReceived,
     ComplaintRouted,
@@ -54,44 +53,48 @@ async def route_complaint(
     """Route (or re-route) the complaint ``trigger`` belongs to; None if that is moot.
 
     ``router``: the rules and model to decide with (a bare table decides by rules alone).
+    Decided on the complaint as it stands (its last event's snapshot) and its content (the
+    trigger itself, or its ``complaint.received`` read by its literal subject): never on
+    its history, so the cost does not grow with the log.
     """
     if isinstance(router, RoutingTable):
         router = Router(router)
+    complaint_id = trigger.envelope.complaint_id
+    received = await _content(store, trigger)
+    if received is None:
+        return None
     routed_id = derived_event_id(trigger.envelope.event_id, "routed")
     disposed_id = derived_event_id(trigger.envelope.event_id, "disposed")
     decided: list[Decision] = []
 
-    def decide(history: list[StoredEvent]) -> list[Envelope]:
+    def decide(now: Latest) -> list[Envelope]:
         decided.clear()
-        events = [(s, decode(s.envelope)) for s in history]
-        received = next((e for _, e in events if isinstance(e, ComplaintReceived)), None)
-        if received is None or _settled_after(events, trigger.seq):
-            return []
-        declined = frozenset(e.opd for _, e in events if isinstance(e, AuthorityDeclined))
+        state = now.snapshot
+        if state is None or state.settled_after >= trigger.seq:
+            return []  # disposed or archived after the trigger, by anyone
         # The units the declining officers named, latest first: picked, or in the reason.
         referred = tuple(
             code
-            for _, e in reversed(events)
-            if isinstance(e, AuthorityDeclined)
-            and (code := e.suggested_opd or named_unit(router.table, e.reason, e.opd))
+            for d in reversed(state.declines)
+            if (code := d.suggested_opd or named_unit(router.table, d.reason, d.opd))
         )
-        decision = router.decide(received, exclude=declined, referred=referred)
+        decision = router.decide(
+            received, exclude=frozenset(state.life.declined_by), referred=referred
+        )
         decided.append(decision)
-        # What an earlier delivery of the same trigger appended is not appended again.
-        ids = {s.envelope.event_id for s in history}
+        # What an earlier delivery of the same trigger appended is not appended again (its
+        # disposition, if any, settled the complaint after the trigger: see above).
         wanted = []
-        if routed_id not in ids:
+        if str(routed_id) not in state.routed:
             wanted.append(_env(routed_event(decision), trigger, routed_id))
-        if decision.confidence >= auto_dispose and disposed_id not in ids:
+        if decision.confidence >= auto_dispose:
             disposed = ComplaintDisposed(
                 opd=decision.opd, opd_name=decision.opd_name, by=ROUTER, automatic=True
             )
             wanted.append(_env(disposed, trigger, disposed_id))
         return wanted
 
-    done = await decide_and_append(
-        store, trigger.envelope.complaint_id, decide, attempts=APPEND_ATTEMPTS
-    )
+    done = await decide_and_append(store, complaint_id, decide, attempts=APPEND_ATTEMPTS)
     if not decided:
         return None
     decision = decided[0]
@@ -101,11 +104,15 @@ async def route_complaint(
     return decision
 
 
-def _settled_after(events: list[tuple[StoredEvent, Event]], seq: int) -> bool:
-    """Whether the complaint was disposed or archived after the trigger, by anyone."""
-    return any(
-        isinstance(e, ComplaintDisposed | ComplaintArchived) and s.seq > seq for s, e in events
-    )
+async def _content(store: EventStore, trigger: StoredEvent) -> ComplaintReceived | None:
+    """What the complaint says: the trigger if it is the complaint's first event, else that
+    event, read by its literal subject (one read, wherever it is in the log)."""
+    if trigger.envelope.type == ComplaintReceived.TYPE:
+        event = decode(trigger.envelope)
+    else:
+        first = await store.last(trigger.envelope.complaint_id, ComplaintReceived.TYPE)
+        event = decode(first.envelope) if first is not None else None
+    return event if isinstance(event, ComplaintReceived) else None
 
 
 def routed_event(decision: Decision) -> ComplaintRouted:

@@ -1,10 +1,14 @@
 """Changing a complaint: read what it is, decide, append with the sequence that was read.
 
 Every writer of the log goes through ``decide_and_append``: the tracker's actions, the
-router's routing, the deadline scheduler. Each append expects the complaint's last
-sequence as the decision saw it, so two writers that race cannot both win: the one that
-loses reads again and decides again (``attempts``), or hears of the conflict
-(``ConcurrencyError``) when a person's action must not be retried behind their back.
+router's routing, the deadline scheduler. A writer decides on the complaint as it stands
+(``Latest``: its last event and the snapshot that event carries, see
+``lapor.shared.snapshot``), so a decision costs one read of the log however long the log
+and the complaint's history. Each append carries the snapshot after it and expects the
+complaint's last sequence as the decision saw it, so two writers that race cannot both
+win: the one that loses reads again and decides again (``attempts``), or hears of the
+conflict (``ConcurrencyError``) when a person's action must not be retried behind their
+back.
 """
 
 from __future__ import annotations
@@ -12,20 +16,62 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from lapor.services.eventstore import ConcurrencyError, EventStore, StoredEvent
-from lapor.shared.envelope import Envelope
+import structlog
 
-Decide = Callable[[list[StoredEvent]], Sequence[Envelope]]
-"""Given the complaint's events, the envelopes to append (none: nothing to do); or raise."""
-Load = Callable[[], Awaitable[list[StoredEvent]]]
+from lapor.services.eventstore import ConcurrencyError, EventStore, StoredEvent
+from lapor.shared import snapshot as snapshots
+from lapor.shared.envelope import Envelope, decode
+from lapor.shared.snapshot import Snapshot
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Latest:
+    """A complaint as a writer sees it: its last event (None: no events yet) and its state
+    after that event (None before its ``complaint.received``)."""
+
+    last: StoredEvent | None
+    snapshot: Snapshot | None
+
+    @property
+    def seq(self) -> int:
+        """The sequence the next append expects (0: the complaint has no events)."""
+        return self.last.seq if self.last else 0
+
+
+async def latest(store: EventStore, complaint_id: str) -> Latest:
+    """The complaint's last event and its snapshot: one read, unless that event carries no
+    snapshot (written before snapshots, or around ``decide_and_append``); then its whole
+    history is folded, once: the next append carries the snapshot again."""
+    last = await store.last(complaint_id)
+    if last is None:
+        return Latest(None, None)
+    snapshot = snapshots.from_headers(last.headers)
+    if snapshot is not None:
+        return Latest(last, snapshot)
+    history = await store.load(complaint_id)
+    if not history:
+        return Latest(None, None)
+    log.info("snapshot folded from history", complaint_id=complaint_id, events=len(history))
+    folded = snapshots.fold((s.seq, decode(s.envelope), s.envelope) for s in history)
+    return Latest(history[-1], folded)
+
+
+Decide = Callable[[Latest], Sequence[Envelope]]
+"""Given the complaint as it stands, the envelopes to append (none: nothing to do); or
+raise."""
+Load = Callable[[], Awaitable[Latest]]
 
 
 @dataclass(frozen=True)
 class Appended:
-    """What a decision was made on, and the events it appended with their sequences."""
+    """What a decision was made on, the events it appended with their sequences, and the
+    complaint's snapshot after them."""
 
-    history: list[StoredEvent]
+    before: Latest
     appended: list[StoredEvent]
+    snapshot: Snapshot | None
 
 
 async def decide_and_append(
@@ -36,24 +82,25 @@ async def decide_and_append(
     attempts: int = 1,
     load: Load | None = None,
 ) -> Appended:
-    """Load the complaint (``load``: all its events by default; a writer that needs less,
-    such as its last event, says so), let ``decide`` choose what to append, and append it
-    in order, each event expecting the sequence of the one before. When another writer
-    came first, start again, ``attempts`` times in all; then ``ConcurrencyError``."""
-    read = load or (lambda: store.load(complaint_id))
+    """Read the complaint (``load``: ``latest`` by default), let ``decide`` choose what to
+    append, and append it in order, each event expecting the sequence of the one before
+    and carrying the snapshot after it. When another writer came first, start again,
+    ``attempts`` times in all; then ``ConcurrencyError``."""
+    read = load or (lambda: latest(store, complaint_id))
     for attempt in range(1, attempts + 1):
-        history = await read()
-        last = history[-1].seq if history else 0
+        before = await read()
+        last, snapshot = before.seq, before.snapshot
         appended: list[StoredEvent] = []
         try:
-            for env in decide(history):
-                last = await store.append(env, expected_last_seq=last)
-                appended.append(
-                    StoredEvent(last, store.subjects.complaint(complaint_id, env.type), env)
-                )
+            for env in decide(before):
+                snapshot = snapshots.after(snapshot, decode(env), env, last)
+                carried = snapshots.headers(snapshot)
+                last = await store.append(env, expected_last_seq=last, headers=carried)
+                subject = store.subjects.complaint(complaint_id, env.type)
+                appended.append(StoredEvent(last, subject, env, carried))
         except ConcurrencyError:
             if attempt == attempts:
                 raise
             continue
-        return Appended(history, appended)
+        return Appended(before, appended, snapshot)
     raise ValueError("attempts must be at least 1")

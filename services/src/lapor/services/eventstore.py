@@ -33,6 +33,7 @@ from lapor.shared.envelope import Envelope, parse
 from lapor.shared.subjects import Subjects
 
 WRONG_LAST_SEQUENCE = 10071  # JetStream error code
+EXPECTED_LAST = "Nats-Expected-Last-Subject-Sequence"
 NO_MESSAGE_FOUND = 10037
 RECEIVED = "complaint.received"
 """The type of every complaint's first event."""
@@ -135,6 +136,13 @@ class StoredEvent:
     def from_msg(cls, msg: Msg) -> StoredEvent:
         return cls(msg.metadata.sequence.stream, msg.subject, parse(msg.data), msg.headers or {})
 
+    @property
+    def previous_seq(self) -> int | None:
+        """The sequence of the complaint's event before this one (0: none), as its append
+        expected it and the server checked; None for an event not appended that way."""
+        value = header(self.headers, EXPECTED_LAST)
+        return int(value) if value and value.isdigit() else None
+
 
 class EventStore:
     """The complaint log on JetStream."""
@@ -158,7 +166,7 @@ class EventStore:
         prev = await self._chain_tip(env.complaint_id, expected_last_seq)
         all_headers = {
             **self._headers(env),
-            "Nats-Expected-Last-Subject-Sequence": str(expected_last_seq),
+            EXPECTED_LAST: str(expected_last_seq),
             "Nats-Expected-Last-Subject-Sequence-Subject": self.subjects.complaint_all(
                 env.complaint_id
             ),
@@ -272,6 +280,14 @@ class EventStore:
             events.append(StoredEvent.from_raw(raw))
             seq = raw.seq + 1
         return events
+
+    async def at(self, seq: int) -> StoredEvent | None:
+        """The event at sequence ``seq`` (one read), or None if there is none."""
+        try:
+            raw = await self.js.get_msg(self.subjects.events_stream, seq=seq)
+        except NotFoundError:
+            return None
+        return StoredEvent.from_raw(raw)
 
     async def last(self, complaint_id: str, event_type: str | None = None) -> StoredEvent | None:
         """The complaint's latest event (of ``event_type``, if given), or None."""

@@ -32,12 +32,12 @@ from lapor.services.auth import (
     auth_secret_of,
     is_reporter,
 )
-from lapor.services.commands import decide_and_append
+from lapor.services.commands import Latest, decide_and_append, latest
 from lapor.services.errors import invalid
-from lapor.services.eventstore import ConcurrencyError, StoredEvent
+from lapor.services.eventstore import ConcurrencyError
 from lapor.services.runtime import Runtime, correlation_uuid, runtime_of
 from lapor.services.settings import DeadlineSettings
-from lapor.shared.envelope import Envelope, decode, envelope
+from lapor.shared.envelope import Envelope, envelope
 from lapor.shared.events import (
     OPD_CODE,
     Actor,
@@ -46,7 +46,6 @@ from lapor.shared.events import (
     NoteText,
     ReasonText,
 )
-from lapor.shared.lifecycle import Lifecycle, evolve
 from lapor.shared.registry import load_registry
 from lapor.shared.tracking import PATTERN as TRACKING_ID
 from lapor.shared.tracking import normalise
@@ -782,8 +781,8 @@ async def _act(
 ) -> ActionAccepted | JSONResponse:
     correlation_id = correlation_uuid(request)
 
-    def decide(history: list[StoredEvent]) -> list[Envelope]:
-        event = domain.decide(life_of(history), actor, command)
+    def decide(now: Latest) -> list[Envelope]:
+        event = domain.decide(now.snapshot.life if now.snapshot else None, actor, command)
         return [envelope(event, complaint_id=tracking_id, correlation_id=correlation_id)]
 
     try:
@@ -799,16 +798,17 @@ async def _act(
     except domain.InvalidInput as e:
         raise invalid(e.field, e.reason, where="body") from None
     except ConcurrencyError:
-        now = life_of(await rt.store.load(tracking_id))
-        assert now is not None
+        current = (await latest(rt.store, tracking_id)).snapshot
+        assert current is not None
+        now = current.life
         return _conflict(
             "another action on this complaint came first; reload and retry",
             now.status,
             domain.allowed_actions(now, actor.role),
         )
     [appended] = done.appended
-    after = life_of([*done.history, appended])
-    assert after is not None
+    assert done.snapshot is not None
+    after = done.snapshot.life
     return ActionAccepted(
         tracking_id=tracking_id,
         event_id=str(appended.envelope.event_id),
@@ -822,12 +822,3 @@ def _conflict(detail: str, current: Status, allowed: list[str]) -> JSONResponse:
         {"detail": detail, "status": current, "allowed_actions": allowed},
         status_code=status.HTTP_409_CONFLICT,
     )
-
-
-def life_of(history: list[StoredEvent]) -> Lifecycle | None:
-    """The complaint's life folded from its events."""
-    life: Lifecycle | None = None
-    for stored in history:
-        env = stored.envelope
-        life = evolve(life, decode(env), env.complaint_id, env.occurred_at)
-    return life

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 import asyncpg
 import structlog
 
-from lapor.services.commands import decide_and_append
-from lapor.services.eventstore import ConcurrencyError, StoredEvent
+from lapor.services.commands import Latest, decide_and_append
+from lapor.services.eventstore import ConcurrencyError
 from lapor.services.observability import DEADLINE_BREACHES
 from lapor.services.runtime import Runtime
 from lapor.services.tasks import cancel_and_wait
@@ -106,14 +106,10 @@ class DeadlineScheduler:
         complaint_id = row["tracking_id"]
         timer_id = f"{complaint_id}:{row['clock_step']}:{row['clock_started_at'].isoformat()}"
 
-        async def last_event() -> list[StoredEvent]:
-            last = await self.rt.store.last(complaint_id)
-            return [last] if last else []
-
-        def decide(history: list[StoredEvent]) -> list[Envelope]:
-            if not history or history[-1].seq != row["last_seq"]:
+        def decide(now: Latest) -> list[Envelope]:
+            if now.last is None or now.seq != row["last_seq"]:
                 return []  # the read model is behind the log: decide on the next round
-            last = history[-1].envelope
+            last = now.last.envelope
             return [
                 envelope(
                     event,
@@ -125,7 +121,7 @@ class DeadlineScheduler:
             ]
 
         try:
-            done = await decide_and_append(self.rt.store, complaint_id, decide, load=last_event)
+            done = await decide_and_append(self.rt.store, complaint_id, decide)
         except ConcurrencyError:
             return 0  # something happened meanwhile: the next round decides again
         if not done.appended:
