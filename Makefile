@@ -7,7 +7,7 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: run test unit demo migrate lint fmt schemas model bench chaos clean
+.PHONY: run test unit demo migrate lint fmt schemas model bench bench-scale chaos clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -57,7 +57,14 @@ model: $(VENV)/.synced  ## Retrain the routing model shipped with the router (de
 
 bench: $(VENV)/.synced  ## Benchmarks; each prints a table and writes JSON beside it
 	$(VENV)/bin/python -m lapor.devtools.routing_bench --json bench-routing.json
-	$(VENV)/bin/python tests/bench/run.py --json bench-results.json --py-spy $(VENV)/bin/py-spy
+	$(VENV)/bin/python tests/bench/run.py --curve 100000,1000000 --json bench-results.json \
+		--py-spy $(VENV)/bin/py-spy
+
+# The replay curve up to 10 million events: 1 h to 1 h 20 min on 2 cores, ~27 GB free in
+# TMPDIR (tests/bench/README.md); it refuses, saying so, when the disk is too small.
+bench-scale: $(VENV)/.synced  ## The replay phase at 100k, 1M and 10M events (long: see tests/bench)
+	$(VENV)/bin/python tests/bench/run.py --phases replay --curve 100000,1000000,10000000 \
+		--json bench-scale.json --py-spy $(VENV)/bin/py-spy
 
 chaos: $(VENV)/.synced  ## A longer soak of tests/chaos: LAPOR_CHAOS_SECONDS of faults at LAPOR_CHAOS_RATE/s
 	LAPOR_CHAOS_SECONDS=$${LAPOR_CHAOS_SECONDS:-300} LAPOR_CHAOS_RATE=$${LAPOR_CHAOS_RATE:-30} \

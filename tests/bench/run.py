@@ -1,7 +1,8 @@
 """System benchmark: baselines, intake, pipeline and replay, measured in one run on the
 same servers, printed as one table and written as JSON.
 
-    .venv/bin/python tests/bench/run.py [--events N] [--complaints N] [--json FILE]
+    .venv/bin/python tests/bench/run.py [--curve SIZES | --events N] [--complaints N]
+        [--json FILE]
 
 It starts its own embedded nats-server and PostgreSQL in a temporary folder (removed at
 the end) and runs every service as production does, ``lapor serve NAME`` under uvicorn,
@@ -23,7 +24,11 @@ one process each. Every phase has a subject root and a database of its own:
 * replay: a log of ``--events`` events (six per complaint: received, routed, disposed,
   followed up, resolved, closed) rebuilt into a fresh database by ``lapor.ops.replay
   .rebuild`` for every installed projection, one at a time, each in its own process (its
-  peak RSS is the memory figure).
+  peak RSS is the memory figure). With ``--curve SIZES`` (``make bench``: 100000,1000000;
+  ``make bench-scale``: up to 10,000,000) the same at each size of one log grown by
+  appending, beside the raw ordered replay of that size, with ``EventStore.load``, the
+  router's decision path and a tracker action measured on it too (see ``curve.py``,
+  ``paths.py`` and the README).
 
 Every phase also records the CPU seconds of each process (this driver, each service,
 nats-server, PostgreSQL) and of the rest of the machine: others' load skews the figures
@@ -53,7 +58,7 @@ import uuid
 import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -76,7 +81,22 @@ from baselines import (
     publish_paced,
     pull_fetch_ack,
 )
+from curve import (
+    PRIOR_DATABASE_BYTES_PER_EVENT,
+    PRIOR_LOG_BYTES_PER_EVENT,
+    DiskTooSmall,
+    check_disk,
+    disk_usage,
+    human,
+    parse_sizes,
+    size_of,
+    spread,
+)
+from curve import key as curve_key
+from curve import ordered as order_curve
 from loadgen import LeanClient
+from natswire import LeanPublisher
+from paths import action_costs, route_costs
 from system import CpuMeter, services
 from workload import EVENTS_PER_COMPLAINT, EventLog, Submissions, received_envelope_json
 
@@ -156,6 +176,15 @@ def baseline_labels(report: Report) -> dict[str, str]:
     return {f.key: f"B{i}" for i, f in enumerate(report.figures, 1) if f.key.startswith("b.")}
 
 
+def baseline_name(key: str | None, labels: dict[str, str]) -> str:
+    """A baseline row's label (B3), or for a figure set against the same figure on the
+    curve's smallest log, that log's size (@ 100k)."""
+    if key in labels:
+        return labels[key]
+    size = size_of(key or "")
+    return f"@ {human(size)}" if size else "?"
+
+
 def table(report: Report) -> str:
     rows = [("figure", "value", "baseline", "ratio", "target", "met?")]
     labels = baseline_labels(report)
@@ -166,7 +195,7 @@ def table(report: Report) -> str:
             (
                 name,
                 fmt(f.value, f.unit),
-                f"{labels.get(f.baseline, '?')} {fmt(base.value, base.unit)}" if base else "",
+                f"{baseline_name(f.baseline, labels)} {fmt(base.value, base.unit)}" if base else "",
                 f"{f.ratio:.2f}x" if f.ratio is not None else "",
                 f.target or "",
                 {True: "yes", False: "NO", None: ""}[f.met],
@@ -893,45 +922,60 @@ async def _js(settings: Settings):
         await nc.close()
 
 
-async def generate_log(scope: Settings, events: int) -> tuple[Rate, list[str]]:
-    """Append ``events`` (rounded up to whole lives) to the scope's log, publish_async;
-    returns the rate and the ids of ~30 complaints spread over the log."""
+async def generate_log(
+    scope: Settings,
+    events: int,
+    first: int = 0,
+    stride: int = 0,
+    log: EventLog | None = None,
+) -> tuple[Rate, list[str]]:
+    """Append ``events`` (rounded up to whole lives) to the scope's log, the lives numbered
+    on from ``first``, through the lean publisher (``natswire``: 8,192 acknowledgements
+    outstanding at most); returns the rate and the ids of every ``stride``-th complaint
+    (by default ~30 spread over what was appended)."""
     complaints = math.ceil(events / EVENTS_PER_COMPLAINT)
-    every = max(1, complaints // 30)
+    stride = stride or max(1, complaints // 30)
     sample: list[str] = []
-    log = EventLog()
-    nc = await nats.connect(scope.nats_url)
-    js = nc.jetstream(timeout=60, publish_async_max_pending=4000)
+    log = log or EventLog()
     stream, root = scope.subjects.events_stream, scope.subject_root
-    count = 0
+    head = (
+        b"NATS/1.0\r\nNats-Msg-Id: %s\r\nLapor-Event-Type: %s\r\nNats-Expected-Stream: "
+        + stream.encode()
+        + b"\r\n%s\r\n"
+    )
+    prefix = f"{root}.complaint.".encode()
+    async with _js(scope) as js:
+        before = (await js.stream_info(stream)).state
+    count = started = 0
     began = time.perf_counter()
-    try:
-        futures = []
-        for complaint_id, event_type, event_id, data in log.complaints(complaints):
-            futures.append(
-                await js.publish_async(
-                    f"{root}.complaint.{complaint_id}.{event_type}",
-                    data,
-                    stream=stream,
-                    headers={"Nats-Msg-Id": event_id, "Lapor-Event-Type": event_type},
-                )
+    assert scope.nats_url is not None
+    lives = log.complaints(complaints, first=first, first_seq=before.last_seq + 1)
+    async with LeanPublisher(scope.nats_url) as pub:
+        for complaint_id, event_type, event_id, data, headers in lives:
+            kind = event_type.encode()
+            await pub.publish(
+                prefix + complaint_id.encode() + b"." + kind,
+                head % (event_id.encode(), kind, headers),
+                data,
             )
             count += 1
-            if event_type == "complaint.received" and len(sample) * every <= count // 6:
-                sample.append(complaint_id)
-            if len(futures) >= 20_000:
-                await asyncio.gather(*futures)
-                futures.clear()
-                if count % 200_000 < 20_000:
-                    say(f"  {count:,} events appended")
-        await asyncio.gather(*futures)
-        seconds = time.perf_counter() - began
-        stored = (await js.stream_info(stream)).state.messages
-        if stored != count:
-            raise RuntimeError(f"log holds {stored} events, {count} were appended")
-        return Rate(count, seconds), sample
-    finally:
-        await nc.close()
+            if event_type == "complaint.received":
+                if (first + started) % stride == 0:
+                    sample.append(complaint_id)
+                started += 1
+            if count % 1_000_000 == 0:
+                say(f"  {count:,} events appended ({count / (time.perf_counter() - began):,.0f}/s)")
+        await pub.flush()
+    seconds = time.perf_counter() - began
+    async with _js(scope) as js:
+        after = (await js.stream_info(stream)).state
+    if after.messages - before.messages != count or after.last_seq != before.last_seq + count:
+        # The writers' headers name sequences: nothing else may append meanwhile.
+        raise RuntimeError(
+            f"the log took {after.messages - before.messages} events (up to sequence "
+            f"{after.last_seq}), {count} were appended after sequence {before.last_seq}"
+        )
+    return Rate(count, seconds), sample
 
 
 def loads_mean(rate: Rate) -> float:
@@ -939,7 +983,12 @@ def loads_mean(rate: Rate) -> float:
 
 
 async def rebuild_in_child(
-    scope: Settings, name: str, report: Report, args: argparse.Namespace, cpu: CpuMeter
+    scope: Settings,
+    name: str,
+    report: Report,
+    args: argparse.Namespace,
+    cpu: CpuMeter,
+    profile_it: bool = True,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -949,7 +998,11 @@ async def rebuild_in_child(
     )
     cpu.watch(f"rebuild {name}", proc.pid)
     before, began = cpu.snapshot(), time.perf_counter()
-    profile = asyncio.create_task(py_spy(report, args, f"rebuild-{name}", proc.pid, delay=10))
+    profile = asyncio.create_task(
+        py_spy(report, args, f"rebuild-{name}", proc.pid, delay=10)
+        if profile_it
+        else asyncio.sleep(0)
+    )
     out, _ = await proc.communicate()
     after = cpu.snapshot()
     seconds = time.perf_counter() - began
@@ -1113,6 +1166,327 @@ async def phase_replay(
     await check_rebuilt(scope, results, log_events // EVENTS_PER_COMPLAINT)
 
 
+# --- replay: the curve ----------------------------------------------------------------------
+
+
+def rebuild_target(rate: float, raw: float, each: bool) -> tuple[str, bool]:
+    """The rebuild targets: each read model >= 25,000 events/s and >= 0.40x the raw ordered
+    replay of the same log; all of them together >= 25,000 events/s."""
+    if each:
+        return ">= 25,000 & >= 0.40x", rate >= 25_000 and rate / raw >= 0.4
+    return ">= 25,000", rate >= 25_000
+
+
+async def phase_curve(
+    settings: Settings, args: argparse.Namespace, report: Report, cpu: CpuMeter
+) -> None:
+    """The replay phase at each size of ``--curve``: one log, grown to the next size by
+    appending (never rebuilt from scratch), and at each size the raw ordered replay, every
+    rebuild (each alone, then all together), ``EventStore.load`` beside a literal get, the
+    router's decision path and a tracker action. The figures of every size go in the table
+    (a row per size under each figure), the curves in ``details["curve"]``."""
+    sizes: list[int] = args.curve
+    largest = sizes[-1]
+    scope = await scoped(settings, "bench_replay")
+    stream, subject = scope.subjects.events_stream, scope.subjects.all_events
+    url = scope.nats_url
+    assert url is not None
+    names = sorted(installed_projections())
+    # Every stride-th complaint's id, in log order: the samples spread over the whole log.
+    stride = max(1, math.ceil(sizes[0] / EVENTS_PER_COMPLAINT) // 400)
+    # The lives' times: 30 s apart, all in the past (a year or more before now).
+    span = timedelta(seconds=30 * min(math.ceil(largest / EVENTS_PER_COMPLAINT), 10**7))
+    log = EventLog(start=datetime.now(UTC) - max(timedelta(days=365), span + timedelta(days=30)))
+    curve: dict[str, Any] = {"sizes": sizes, "sample_stride": stride, "points": []}
+    report.details["curve"] = curve
+    ids: list[str] = []
+    used: set[str] = set()
+    lives = 0  # complaints with a whole life in the log (others: routed by the bench)
+    bytes_per_event: dict[str, float] = {}
+    smallest_peak = math.inf
+    first_figure = len(report.figures)
+    try:
+        for size in sizes:
+            point: dict[str, Any] = {"size": size}
+            curve["points"].append(point)
+            began_size = time.perf_counter()
+            async with _js(scope) as js:
+                have = (await js.stream_info(stream)).state.messages
+            curve["disk"] = check_disk(
+                settings.data_dir,
+                have,
+                largest,
+                bytes_per_event.get("log", PRIOR_LOG_BYTES_PER_EVENT),
+                bytes_per_event.get("database", PRIOR_DATABASE_BYTES_PER_EVENT),
+                bytes_per_event.get("measured_at"),
+            )
+            if size > have:
+                say(f"curve: growing the log from {have:,} to {size:,} events")
+                disk_before = disk_usage(settings.data_dir)
+                gen, sampled = await generate_log(scope, size - have, lives, stride, log)
+                lives += gen.count // EVENTS_PER_COMPLAINT
+                ids += sampled
+                grown = disk_usage(settings.data_dir) - disk_before
+                bytes_per_event.setdefault("log", grown / gen.count)
+                point["append"] = {
+                    "events": gen.count,
+                    "seconds": round(gen.seconds, 2),
+                    "events_per_second": round(gen.per_second),
+                    "disk_bytes_per_event": round(grown / gen.count, 1),
+                }
+                say(f"  appended {gen.count:,} events at {gen.per_second:,.0f}/s")
+            async with _js(scope) as js:
+                state = (await js.stream_info(stream)).state
+            events = state.messages
+            point.update(events=events, whole_lives=lives, stream_bytes=state.bytes)
+            at = f"@ {human(size)}"
+
+            say(f"curve {human(size)}: ordered-consumer replay of the whole log ({events:,})")
+            raw = await ordered_replay(url, stream, subject)
+            point["ordered_replay"] = {"events": raw.count, "seconds": round(raw.seconds, 2)}
+            report.add(
+                Figure(
+                    curve_key("b.ordered", size),
+                    f"ordered-consumer replay {at} ({raw.count:,} events)",
+                    raw.per_second,
+                    "msg/s",
+                )
+            )
+            if size == sizes[0]:
+                sample = min(events, 200_000)
+                say(f"baseline: ordered replay + parse/decode, and pull fetch + ack ({sample:,})")
+                dec = await ordered_replay(url, stream, subject, limit=sample, decoded=True)
+                report.add(
+                    Figure(
+                        "b.ordered_decoded",
+                        f"ordered replay + envelope parse + decode {at}",
+                        dec.per_second,
+                        "msg/s",
+                    )
+                )
+                pull = await pull_fetch_ack(url, stream, subject, sample)
+                report.add(
+                    Figure(
+                        "b.pull_ack",
+                        f"pull consumer, fetch 500, ack each {at}",
+                        pull.per_second,
+                        "msg/s",
+                    )
+                )
+
+            rebuilds: dict[str, Any] = {}
+            point["rebuilds"] = rebuilds
+            for name in [*names, ",".join(names)]:
+                label = "all" if "," in name else name
+                say(f"curve {human(size)}: rebuilding {label} (its own process)")
+                result, used_cpu = await rebuild_in_child(
+                    scope, name, report, args, cpu, profile_it=size == largest
+                )
+                result["events_per_second"] = result["events"] / result["seconds"]
+                used_cpu["cpu_seconds_by_part"] = used_cpu.pop("cpu_seconds")
+                result = rebuilds[label] = {**result, **used_cpu}
+                checked = (
+                    {n: result for n in (TRACKER, ANALYTICS)} if label == "all" else {name: result}
+                )
+                await check_rebuilt(scope, checked, lives)
+                result["database_bytes"] = await drop_database(scope, result["target"])
+                bytes_per_event["database"] = max(
+                    bytes_per_event.get("database", 0), result["database_bytes"] / events
+                )
+                say(
+                    f"  {label}: {result['events_per_second']:,.0f} events/s, peak RSS "
+                    f"{result['peak_rss_bytes'] / 2**20:,.0f} MB, "
+                    f"{result['seconds']:,.0f} s"
+                )
+                rate = result["events_per_second"]
+                target, met = rebuild_target(rate, raw.per_second, label != "all")
+                report.add(
+                    Figure(
+                        curve_key(f"replay.{label}", size),
+                        f"replay: {label} events/s {at}"
+                        if label != "all"
+                        else f"replay: all {len(names)} together (one read of the log) {at}",
+                        rate,
+                        "ev/s",
+                        *report.against(curve_key("b.ordered", size)),
+                        target=target,
+                        met=met,
+                    )
+                )
+            bytes_per_event.setdefault("measured_at", size)
+            together = rebuilds["all"]
+            if size >= 10_000_000:
+                minutes = together["seconds"] / 60
+                per_10m = minutes * 10_000_000 / together["events"]
+                report.add(
+                    Figure(
+                        curve_key("replay.all.minutes", size),
+                        f"replay: minutes to rebuild all together {at}",
+                        minutes,
+                        "min",
+                        target="< 7 min per 10M",
+                        met=per_10m < 7,
+                        higher_is_better=False,
+                    )
+                )
+            peak = max(r["peak_rss_bytes"] for r in rebuilds.values()) / 2**20
+            idle = max(r["rss_before_bytes"] for r in rebuilds.values()) / 2**20
+            if size == sizes[0]:
+                report.add(
+                    Figure(
+                        "b.rss_idle",
+                        "rebuild process RSS before the first event",
+                        idle,
+                        "MB",
+                        higher_is_better=False,
+                    )
+                )
+                smallest_peak = peak
+            report.add(
+                Figure(
+                    curve_key("replay.peak_rss", size),
+                    f"replay: peak RSS of a rebuild process {at}",
+                    peak,
+                    "MB",
+                    *report.against(
+                        "b.rss_idle" if size == sizes[0] else curve_key("replay.peak_rss", sizes[0])
+                    ),
+                    target="< 500 MB, flat",
+                    met=peak < 500 and peak <= 1.25 * smallest_peak,
+                    higher_is_better=False,
+                )
+            )
+
+            unused = [i for i in ids if i not in used]  # still six events each
+            loads_of = spread(unused, args.load_complaints, 0.25)
+            say(f"curve {human(size)}: EventStore.load of {len(loads_of)} complaints")
+            before = cpu.snapshot()
+            loads, literal = await history_reads(url, scope.subjects, loads_of)
+            spent = cpu.spent(before, cpu.snapshot())
+            reads = {
+                "complaints": len(loads_of),
+                "load_ms": _quantiles([1000 * x for x in loads.latencies]),
+                "literal_get_ms": _quantiles([1000 * x for x in literal.latencies]),
+                "nats_server_cpu_ms_per_load": round(
+                    1000 * spent.get("nats-server", 0) / max(1, len(loads_of)), 2
+                ),
+            }
+            point["history_reads"] = reads
+            report.add(
+                Figure(
+                    curve_key("b.get_literal", size),
+                    f"get_msg, one literal subject, p50 {at}",
+                    reads["literal_get_ms"]["p50"],
+                    "ms",
+                    higher_is_better=False,
+                )
+            )
+            for q in ("p50", "p99"):
+                report.add(
+                    Figure(
+                        curve_key("replay.load" if q == "p50" else "replay.load.p99", size),
+                        f"EventStore.load of one complaint, {q} of {len(loads_of)} {at}",
+                        reads["load_ms"][q],
+                        "ms",
+                        *report.against(curve_key("b.get_literal", size)),
+                        higher_is_better=False,
+                    )
+                )
+
+            say(f"curve {human(size)}: the router's decision path on {args.route_complaints} new")
+            before = cpu.snapshot()
+            routed = await route_costs(scope, args.route_complaints)
+            point["router"] = per_call(routed, cpu.spent(before, cpu.snapshot()))
+            actions_of = spread(unused, args.action_complaints, 0.75)
+            taken = {*loads_of, *actions_of}
+            warm_up = [i for i in spread(unused, 10, 0.5) if i not in taken]
+            used.update(actions_of, warm_up)
+            say(f"curve {human(size)}: a tracker action on {len(actions_of)} old complaints")
+            before = cpu.snapshot()
+            acted = await action_costs(scope, actions_of, warm_up)
+            point["tracker_action"] = per_call(acted, cpu.spent(before, cpu.snapshot()))
+            for base, what, data in (
+                ("router", "router: route_complaint, new complaint", point["router"]),
+                ("action", "tracker action, old complaint", point["tracker_action"]),
+            ):
+                first_at = curve_key(f"{base}.cpu", sizes[0])
+                for q in ("p50", "p99"):
+                    report.add(
+                        Figure(
+                            curve_key(f"{base}.{q}", size),
+                            f"{what}, {q} {at}",
+                            data["wall_ms"][q],
+                            "ms",
+                            *(
+                                report.against(curve_key(f"{base}.{q}", sizes[0]))
+                                if size != sizes[0]
+                                else (None, None)
+                            ),
+                            higher_is_better=False,
+                        )
+                    )
+                cost = data["cpu_ms_per_call"]
+                first_cost = report.get(first_at)
+                report.add(
+                    Figure(
+                        curve_key(f"{base}.cpu", size),
+                        f"{what.split(',')[0]}: CPU per call (its process + nats-server) {at}",
+                        cost,
+                        "ms",
+                        *(report.against(first_at) if size != sizes[0] else (None, None)),
+                        target="flat: <= 1.25x smallest" if base == "router" else None,
+                        met=(cost <= 1.25 * first_cost.value if first_cost else True)
+                        if base == "router"
+                        else None,
+                        higher_is_better=False,
+                    )
+                )
+            point["seconds"] = round(time.perf_counter() - began_size, 1)
+            say(f"curve {human(size)}: done in {point['seconds']:,.0f} s")
+            write(report, args.json)  # a long run keeps what it measured so far
+    finally:
+        report.figures[first_figure:] = order_curve(report.figures[first_figure:], lambda f: f.key)
+        last = next((p for p in reversed(curve["points"]) if "history_reads" in p), None)
+        if last:  # the largest size measured, where the notes look (as for --events)
+            report.details["replay_log"] = {"events": last["events"]}
+            report.details["history_reads"] = last["history_reads"]
+            report.details["replay"] = {
+                "log_events": last["events"],
+                "projections": last["rebuilds"],
+                "size": last["size"],
+            }
+
+
+def per_call(measured: dict[str, Any], spent: dict[str, float]) -> dict[str, Any]:
+    """A decision path's figures with nats-server's (and PostgreSQL's) CPU shared among its
+    calls: ``cpu_ms_per_call`` is the process's own plus nats-server's."""
+    calls = max(1, measured["calls"])
+    server = 1000 * spent.get("nats-server", 0) / calls
+    return {
+        **measured,
+        "nats_server_cpu_ms_per_call": round(server, 3),
+        "cpu_ms_per_call": measured["process_cpu_ms_per_call"] + server,
+        "cpu_seconds": spent,
+    }
+
+
+async def drop_database(scope: Settings, url: str) -> int:
+    """Drop a rebuilt database (the curve keeps one at a time on disk); its size first."""
+    conn = await asyncpg.connect(url)
+    try:
+        name, size = await conn.fetchrow(
+            "SELECT current_database(), pg_database_size(current_database())"
+        )
+    finally:
+        await conn.close()
+    admin = await asyncpg.connect(settings_db(scope))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+    return int(size or 0)
+
+
 async def check_rebuilt(scope: Settings, results: dict[str, Any], complaints: int) -> None:
     """The rebuilt read models hold what the log says (so the speed is of real work)."""
     tracker = results.get(TRACKER)
@@ -1125,7 +1499,7 @@ async def check_rebuilt(scope: Settings, results: dict[str, Any], complaints: in
             history = await conn.fetchval("SELECT count(*) FROM tracker.history")
         finally:
             await conn.close()
-        tracker["check"] = {"closed_complaints": closed, "history_rows": history}
+        tracker.setdefault("check", {}).update(closed_complaints=closed, history_rows=history)
         if closed != complaints:
             say(f"WARNING: tracker rebuilt {closed} closed complaints, expected {complaints}")
     analytics = results.get(ANALYTICS)
@@ -1137,7 +1511,7 @@ async def check_rebuilt(scope: Settings, results: dict[str, Any], complaints: in
             )
         finally:
             await conn.close()
-        analytics["check"] = {"resolved_complaints": resolved}
+        analytics.setdefault("check", {}).update(resolved_complaints=resolved)
         if resolved != complaints:
             say(f"WARNING: analytics rebuilt {resolved} resolved complaints, expected {complaints}")
 
@@ -1189,6 +1563,10 @@ def notes(report: Report) -> list[str]:
     lbl = baseline_labels(report)
     d = report.details
     pipe = d.get("pipeline", {})
+    # Curve mode: the replay figures of the largest size measured (keys "...@SIZE").
+    at = f"@{d['replay']['size']}" if "size" in d.get("replay", {}) else ""
+    if d.get("refused"):
+        out.append(f"The run stopped early: {d['refused']}")
     others = {}
     if "intake" in d:
         others["intake"] = d["intake"].get("cores_busy_other_processes")
@@ -1282,11 +1660,11 @@ def notes(report: Report) -> list[str]:
             if reads:
                 text += (
                     f"on the {d['replay_log']['events']:,}-event replay log one "
-                    f"EventStore.load took {value(report, 'replay.load'):,.0f} ms "
+                    f"EventStore.load took {value(report, 'replay.load' + at):,.0f} ms "
                     f"({reads['nats_server_cpu_ms_per_load']:,.0f} ms of nats-server CPU) "
-                    f"against {value(report, 'b.get_literal'):,.1f} ms for a literal-subject "
+                    f"against {value(report, 'b.get_literal' + at):,.1f} ms for a literal-subject "
                     "get: at that size these reads alone would hold the router near "
-                    f"{1000 / (4 * value(report, 'replay.load')):,.1f} complaints/s (one load "
+                    f"{1000 / (4 * value(report, 'replay.load' + at)):,.1f} complaints/s (one load "
                     "to route, one per event fanned out). "
                 )
         text += "Lift: " + "; ".join(LIFTS[k] for k in order[:3] if k in LIFTS)
@@ -1323,9 +1701,10 @@ def notes(report: Report) -> list[str]:
         out.append(text)
     replay = d.get("replay", {}).get("projections", {})
     for name, r in replay.items():
-        key = "replay.all" if name == "all" else f"replay.{name}"
+        key = ("replay.all" if name == "all" else f"replay.{name}") + at
         if key not in missed:
             continue
+        target = report.get(key).target  # type: ignore[union-attr]
         events = max(1, r["events"])
         wall_us = 1e6 * r["seconds"] / events
         own_us = 1e6 * r["cpu_seconds"] / events
@@ -1334,8 +1713,9 @@ def notes(report: Report) -> list[str]:
         nats_us = 1e6 * by_part.get("nats-server", 0) / events
         decoded = value(report, "b.ordered_decoded")
         out.append(
-            f"replay {name} ({r['events_per_second']:,.0f} events/s, target 25,000 and 0.40x "
-            f"{lbl.get('b.ordered', 'the ordered replay')}): {wall_us:,.0f} us per event, "
+            f"replay {name} ({r['events_per_second']:,.0f} events/s on {events:,} events, "
+            f"target {target}, x being {lbl.get('b.ordered' + at, 'the ordered replay')}): "
+            f"{wall_us:,.0f} us per event, "
             f"of which the rebuild process was on CPU {own_us:,.0f} us "
             f"({own_us / wall_us:.0%}), PostgreSQL {pg_us:,.0f} us, nats-server "
             f"{nats_us:,.0f} us: one Python process, on one core, is the bound. Each batch "
@@ -1348,7 +1728,7 @@ def notes(report: Report) -> list[str]:
             + " Most of the process's time is the transport: nats-py's fetch awaits every "
             "message of a batch through a task and a timer of its own (the 'asyncio loop' "
             "and 'nats client' shares above; the ordered push consumer, which does not, "
-            f"reads {value(report, 'b.ordered'):,.0f}/s but cannot be held back, and at a "
+            f"reads {value(report, 'b.ordered' + at):,.0f}/s but cannot be held back, and at a "
             "million events outran a rebuild into hundreds of MB and dropped messages). "
             "Lift: a pull loop that takes a batch from the client in one step (a pull "
             "request on the core client, or nats-py growing such a fetch); then several "
@@ -1356,6 +1736,60 @@ def notes(report: Report) -> list[str]:
             "stay in order within its share; the rows are disjoint by complaint), to use "
             "every core; then a one-pass decoder (envelope and payload validated together)."
         )
+    out += curve_notes(report, missed)
+    return out
+
+
+def curve_notes(report: Report, missed: set[str]) -> list[str]:
+    """For the curve's missed targets: how the figure moved from the smallest log to the
+    largest, and what grows with the log."""
+    curve = report.details.get("curve")
+    points = [p for p in (curve or {}).get("points", []) if "router" in p]
+    if len(points) < 1:
+        return []
+    out = []
+    small, large = points[0], points[-1]
+    sizes = f"{human(small['size'])} -> {human(large['size'])} events"
+    if any(k.startswith("router.cpu@") for k in missed):
+        a, b = small["router"], large["router"]
+        out.append(
+            f"router's cost per complaint ({sizes}): {a['cpu_ms_per_call']:.2f} -> "
+            f"{b['cpu_ms_per_call']:.2f} ms of CPU (its process {a['process_cpu_ms_per_call']:.2f}"
+            f" -> {b['process_cpu_ms_per_call']:.2f}, nats-server "
+            f"{a['nats_server_cpu_ms_per_call']:.2f} -> {b['nats_server_cpu_ms_per_call']:.2f}),"
+            f" p50 {a['wall_ms']['p50']:.1f} -> {b['wall_ms']['p50']:.1f} ms: what grows with "
+            "the log is what route_complaint reads of the complaint from it (EventStore.load: "
+            f"{small['history_reads']['load_ms']['p50']:.1f} -> "
+            f"{large['history_reads']['load_ms']['p50']:.1f} ms at p50 for a whole history; "
+            "a literal-subject get "
+            f"{small['history_reads']['literal_get_ms']['p50']:.2f} -> "
+            f"{large['history_reads']['literal_get_ms']['p50']:.2f} ms). Lift: "
+            + LIFTS["router"]
+            + "."
+        )
+    if any(k.startswith("replay.peak_rss@") for k in missed):
+        peaks = {
+            p["size"]: {n: r["peak_rss_bytes"] / 2**20 for n, r in p["rebuilds"].items()}
+            for p in points
+        }
+        out.append(
+            "rebuild peak RSS by log size (MB): "
+            + "; ".join(
+                f"{human(size)}: " + ", ".join(f"{n} {v:,.0f}" for n, v in per.items())
+                for size, per in peaks.items()
+            )
+            + ". Memory that grows with the log is held per complaint or per event "
+            "(a cache without a bound, or rows kept until the end of the rebuild)."
+        )
+    for k in sorted(missed):
+        if k.startswith("replay.all.minutes@"):
+            r = large["rebuilds"]["all"]
+            out.append(
+                f"all read models together took {r['seconds'] / 60:,.1f} min for "
+                f"{r['events']:,} events ({r['events_per_second']:,.0f} events/s); 7 minutes "
+                "per 10M events needs 23,810 events/s: the bound is the rebuild process's "
+                "own CPU (see the replay notes above)."
+            )
     return out
 
 
@@ -1372,12 +1806,27 @@ async def run(settings: Settings, args: argparse.Namespace, report: Report) -> N
     if "pipeline" in phases:
         await phase_pipeline(settings, args, report, cpu)
     if "replay" in phases:
-        await phase_replay(settings, args, report, cpu)
+        if args.curve:
+            await phase_curve(settings, args, report, cpu)
+        else:
+            await phase_replay(settings, args, report, cpu)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--events", type=int, default=1_000_000, help="replay log size")
+    p.add_argument(
+        "--curve",
+        type=parse_sizes,
+        metavar="SIZES",
+        help="replay at each of these log sizes (events, e.g. 100000,1000000), growing one "
+        "log; instead of --events",
+    )
+    p.add_argument("--load-complaints", type=int, default=100, help="curve: EventStore.load sample")
+    p.add_argument("--route-complaints", type=int, default=200, help="curve: new complaints routed")
+    p.add_argument(
+        "--action-complaints", type=int, default=100, help="curve: old complaints acted on"
+    )
     p.add_argument("--complaints", type=int, default=20_000, help="intake and flat-out runs")
     p.add_argument(
         "--httpx-complaints",
@@ -1450,6 +1899,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.wait_quiet:
         wait_quiet(args.wait_quiet)
     configure_logging("WARNING", "console")
+    status = 0
     data_dir = Path(tempfile.mkdtemp(prefix="lapor-bench-"))
     args.log_dir = data_dir / "logs"
     args.log_dir.mkdir()
@@ -1481,6 +1931,10 @@ def main(argv: list[str] | None = None) -> int:
             )
             try:
                 asyncio.run(run(settings, args, report))
+            except DiskTooSmall as e:
+                say(f"refused: {e}")
+                report.details["refused"] = str(e)
+                status = 2
             finally:
                 report.notes = notes(report)
                 write(report, args.json)
@@ -1490,7 +1944,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(data_dir, ignore_errors=True)
     show(report, args.json)
-    return 0
+    return status
 
 
 def write(report: Report, path: Path) -> None:
