@@ -40,6 +40,10 @@ class CompletionProjection:
 
     name = "analytics.completion"
     tables = (("analytics.complaints", ("tracking_id",)), ("analytics.opds", ("opd",)))
+    disjoint_by_complaint = False
+    """``analytics.opds`` keeps one row per OPD that every complaint disposed to it
+    writes (the name its latest disposal gave): partitions by complaint would race on it
+    and the last to commit, not the last in the log, would win. Rebuilt whole."""
 
     async def apply(self, conn: asyncpg.Connection, batch: Sequence[Applied]) -> None:
         ids = list({stored.envelope.complaint_id for stored, _ in batch})
@@ -90,6 +94,8 @@ class FactsProjection:
 
     name = "analytics.facts"
     tables = (("analytics.facts", ("complaint_id",)),)
+    disjoint_by_complaint = True
+    """One row per complaint: a rebuild may apply it in partitions by complaint."""
 
     async def apply(self, conn: asyncpg.Connection, batch: Sequence[Applied]) -> None:
         ids = list({stored.envelope.complaint_id for stored, _ in batch})

@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.metadata import entry_points
@@ -265,12 +265,18 @@ async def rebuild(
     from_seq: int = 1,
     from_time: datetime | None = None,
     show_progress: bool = True,
+    until: int | None = None,
+    keep: Callable[[str], bool] | None = None,
 ) -> Rebuilt:
     """Apply the log to ``projections`` in ``target_url`` (each from its checkpoint on, or
-    from ``from_seq``/``from_time`` on a fresh one) up to the log's current end, reading
-    and decoding it once for all of them."""
+    from ``from_seq``/``from_time`` on a fresh one) up to the log's current end (or
+    ``until``), reading and decoding it once for all of them; with ``keep``, only the
+    events whose subject it accepts are decoded and applied (a partition's share, see
+    ``lapor.ops.partitions``), the others pass by."""
     with _fewer_collections():
-        return await _rebuild(settings, projections, target_url, from_seq, from_time, show_progress)
+        return await _rebuild(
+            settings, projections, target_url, from_seq, from_time, show_progress, until, keep
+        )
 
 
 async def _rebuild(
@@ -280,13 +286,15 @@ async def _rebuild(
     from_seq: int,
     from_time: datetime | None,
     show_progress: bool,
+    until: int | None,
+    keep: Callable[[str], bool] | None,
 ) -> Rebuilt:
     nc = await nats.connect(settings.nats_servers)
     pool = await create_pool(target_url, min_size=1, max_size=len(projections) + 1)
     try:
         js = nc.jetstream()
         stream = settings.subjects.events_stream
-        end = (await js.stream_info(stream)).state.last_seq
+        end = (await js.stream_info(stream)).state.last_seq if until is None else until
         start = min([await _start(pool, p, js, settings, from_seq, from_time) for p in projections])
         if start > end:
             return Rebuilt(end, {})
@@ -311,7 +319,7 @@ async def _rebuild(
         # Reading and decoding the next batches overlaps with PostgreSQL writing this one;
         # the queue's bound keeps memory flat however long the log.
         batches: asyncio.Queue[list[Received]] = asyncio.Queue(PREFETCH_BATCHES)
-        reader = asyncio.create_task(_read(puller, end, batches))
+        reader = asyncio.create_task(_read(puller, end, batches, keep))
         bar = tqdm(
             total=end - start + 1, unit="ev", desc=", ".join(names), disable=not show_progress
         )
@@ -344,7 +352,12 @@ async def _rebuild(
         await nc.close()
 
 
-async def _read(puller: Puller, end: int, batches: asyncio.Queue[list[Received]]) -> None:
+async def _read(
+    puller: Puller,
+    end: int,
+    batches: asyncio.Queue[list[Received]],
+    keep: Callable[[str], bool] | None = None,
+) -> None:
     """Pull and decode the log up to ``end`` into ``batches`` (one pull request in flight,
     up to ``PREFETCH_BATCHES`` decoded batches waiting)."""
     read = 0
@@ -352,7 +365,7 @@ async def _read(puller: Puller, end: int, batches: asyncio.Queue[list[Received]]
         msgs = await puller.pull(BATCH, PULL_WAIT_SECONDS)
         msgs = [m for m in msgs if m.metadata.sequence.stream <= end]
         if msgs:
-            received = receive(msgs)
+            received = receive(msgs, keep)
             read = received[-1].seq
             await batches.put(received)
 
@@ -528,10 +541,13 @@ async def replay(
     from_seq: int = 1,
     from_time: datetime | None = None,
     show_progress: bool = True,
+    partitions: int = 1,
 ) -> dict[str, Verdict]:
     """Rebuild each named projection (all when ``names`` is empty), honouring the skip
     decisions recorded for the live one, then ``verify`` (the differences are returned) or
-    ``swap`` (refused for a projection whose rebuild stopped: it would lose events)."""
+    ``swap`` (refused for a projection whose rebuild stopped: it would lose events). With
+    ``partitions`` above one, the rebuild runs in that many processes, split by complaint
+    (``lapor.ops.partitions``)."""
     assert settings.database_url is not None
     projections = installed_projections()
     unknown = set(names) - set(projections)
@@ -546,6 +562,7 @@ async def replay(
             from_seq=from_seq,
             from_time=from_time,
             show_progress=show_progress,
+            partitions=partitions,
         )
 
 
@@ -558,18 +575,26 @@ async def _replay(
     from_seq: int,
     from_time: datetime | None,
     show_progress: bool,
+    partitions: int = 1,
 ) -> dict[str, Verdict]:
     assert settings.database_url is not None
     skips = await skip_decisions(settings.database_url, chosen)
     await _record_skips(target, skips)
-    rebuilt = await rebuild(
-        settings,
-        chosen,
-        target,
-        from_seq=from_seq,
-        from_time=from_time,
-        show_progress=show_progress,
-    )
+    if partitions > 1:
+        from lapor.ops.partitions import rebuild_partitioned
+
+        rebuilt = await rebuild_partitioned(
+            settings, chosen, target, partitions, from_seq=from_seq, from_time=from_time
+        )
+    else:
+        rebuilt = await rebuild(
+            settings,
+            chosen,
+            target,
+            from_seq=from_seq,
+            from_time=from_time,
+            show_progress=show_progress,
+        )
     report: dict[str, Verdict] = {}
     for projection in chosen:
         name = projection.name

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -66,20 +66,27 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
 
 @dataclass(frozen=True)
 class Received:
-    """A log message as a projection receives it: decoded, or with the reason it cannot be."""
+    """A log message as a projection receives it: decoded, or with the reason it cannot be;
+    or passing by (``passes``): another reader's share, not decoded, only counted."""
 
     msg: Msg
     seq: int
     applied: Applied | None
     error: str | None = None
+    passes: bool = False
 
 
-def receive(msgs: list[Msg]) -> list[Received]:
+def receive(msgs: list[Msg], keep: Callable[[str], bool] | None = None) -> list[Received]:
     """Decode a batch in log order. What cannot be decoded is kept with its reason: a
-    projection stops in front of it rather than leave it out."""
+    projection stops in front of it rather than leave it out. With ``keep``, a message
+    whose subject it refuses passes by undecoded (a partition's reader: the checkpoint
+    moves over it, nothing is applied)."""
     received = []
     for msg in sorted(msgs, key=lambda m: m.metadata.sequence.stream):
         seq = msg.metadata.sequence.stream
+        if keep is not None and not keep(msg.subject):
+            received.append(Received(msg, seq, None, passes=True))
+            continue
         try:
             stored = StoredEvent.from_msg(msg)
             received.append(Received(msg, seq, (stored, decode(stored.envelope))))
@@ -175,7 +182,9 @@ async def _apply(
     stop, if any."""
     if not todo:
         return checkpoint, None
-    wanted = [r for r in todo if r.seq not in skips]
+    wanted = [r for r in todo if r.seq not in skips and not r.passes]
+    if not wanted:
+        return todo[-1].seq, None
     if all(r.applied is not None for r in wanted):
         try:
             async with conn.transaction():  # a savepoint: a failure leaves the rest usable
@@ -191,7 +200,7 @@ async def _apply(
             )
     last = checkpoint
     for r in todo:
-        if r.seq not in skips:
+        if r.seq not in skips and not r.passes:
             error = r.error or await _apply_one(conn, projection, r)
             if error is not None:
                 return last, Stop(projection.name, r.seq, r.msg.subject, error)

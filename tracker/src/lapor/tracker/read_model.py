@@ -145,6 +145,9 @@ class StatusProjection:
 
     name = "tracker.status"
     tables = (("tracker.complaints", ("tracking_id",)), ("tracker.history", ("seq",)))
+    disjoint_by_complaint = True
+    """Each row is one complaint's (a history row is one of its events): a rebuild may
+    apply it in partitions by complaint (``lapor.ops.partitions``)."""
 
     def __init__(self, calendar: WorkingCalendar, policy: DeadlinePolicy) -> None:
         self.calendar = calendar

@@ -1,6 +1,7 @@
-"""``lapor replay [PROJECTION ...] --verify | --swap [--from-seq N | --from-time T]``:
-rebuild read models from the log into fresh tables, then list every difference or swap
-them in (``lapor.ops.replay``).
+"""``lapor replay [PROJECTION ...] --verify | --swap [--from-seq N | --from-time T]
+[--partitions N]``: rebuild read models from the log into fresh tables, then list every
+difference or swap them in (``lapor.ops.replay``). The rebuild runs in ``N`` processes
+split by complaint (``lapor.ops.partitions``; by default one per CPU, 1 for one process).
 
 Needs ``NATS_URL`` and ``DATABASE_URL`` (the live read models); in production also
 ``LAPOR_REBUILD_DATABASE_URL``, the database provisioned for rebuilds, so that nothing is
@@ -15,6 +16,7 @@ import asyncio
 import sys
 from datetime import datetime
 
+from lapor.ops.partitions import MAX_PARTITIONS
 from lapor.ops.reach import deployment
 from lapor.services.cli import Command
 from lapor.services.settings import Settings
@@ -27,6 +29,20 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     how.add_argument("--swap", action="store_true", help="replace the live tables")
     parser.add_argument("--from-seq", type=int, default=1)
     parser.add_argument("--from-time", type=datetime.fromisoformat)
+    parser.add_argument(
+        "--partitions",
+        type=_partitions,
+        default=None,
+        help="processes the rebuild runs in, split by complaint (default: one per CPU, "
+        f"at most {MAX_PARTITIONS}; 1: one process)",
+    )
+
+
+def _partitions(text: str) -> int:
+    n = int(text)
+    if not 1 <= n <= MAX_PARTITIONS:
+        raise argparse.ArgumentTypeError(f"between 1 and {MAX_PARTITIONS}")
+    return n
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
@@ -44,6 +60,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from lapor.ops.partitions import default_partitions
     from lapor.ops.replay import replay
 
     report = await replay(
@@ -54,6 +71,7 @@ async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
         from_time=args.from_time,
         # A bar on a terminal; a Job's log gets the summary below, not a line per redraw.
         show_progress=sys.stderr.isatty(),
+        partitions=args.partitions or default_partitions(),
     )
     for name, verdict in report.items():
         if verdict.stopped is not None:
