@@ -64,7 +64,7 @@ bench: $(VENV)/.synced  ## Benchmarks; each prints a table and writes JSON besid
 # TMPDIR (tests/bench/README.md); it refuses, saying so, when the disk is too small.
 bench-scale: $(VENV)/.synced  ## The replay phase at 100k, 1M and 10M events (long: see tests/bench)
 	$(VENV)/bin/python tests/bench/run.py --phases replay --curve 100000,1000000,10000000 \
-		--json bench-scale.json --py-spy $(VENV)/bin/py-spy
+		--each-until 1000000 --json bench-scale.json --py-spy $(VENV)/bin/py-spy
 
 chaos: $(VENV)/.synced  ## A longer soak of tests/chaos: LAPOR_CHAOS_SECONDS of faults at LAPOR_CHAOS_RATE/s
 	LAPOR_CHAOS_SECONDS=$${LAPOR_CHAOS_SECONDS:-300} LAPOR_CHAOS_RATE=$${LAPOR_CHAOS_RATE:-30} \
