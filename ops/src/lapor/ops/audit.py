@@ -112,7 +112,7 @@ import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy, KeyValueConfig, StorageType
-from nats.js.errors import BucketNotFoundError, NoKeysError, NotFoundError
+from nats.js.errors import BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
@@ -572,20 +572,23 @@ class AnchorStore:
     async def kept(self, stream: str) -> list[KeptAnchor]:
         """Every anchor kept for ``stream``, oldest first (none: no bucket, no key, or
         forgotten). Reads only: a first run creates nothing until it keeps one."""
-        try:
-            kv = await self.js.key_value(self.bucket)
-            entries = await kv.history(self.key(stream))
-        except (BucketNotFoundError, NoKeysError):
-            return []
-        found = []
-        for entry in entries:
-            if entry.operation in DELETED or not entry.value:
+        # Read from the bucket's stream one revision after the other, not with nats-py's
+        # ``kv.history``: its watcher can signal "no more" before the entries it was
+        # delivered are counted (seen under load: an empty history of a kept key).
+        kv_stream, subject = f"KV_{self.bucket}", f"$KV.{self.bucket}.{self.key(stream)}"
+        found, seq = [], 1
+        while True:
+            try:
+                raw = await self.js.get_msg(kv_stream, seq=seq, subject=subject, next=True)
+            except NotFoundError:  # no bucket, or no revision after seq
+                return found
+            seq = (raw.seq or seq) + 1
+            if (raw.headers or {}).get("KV-Operation") in DELETED or not raw.data:
                 continue
             try:
-                found.append(KeptAnchor.from_json(entry.value, entry.revision or 0))
+                found.append(KeptAnchor.from_json(raw.data, raw.seq or 0))
             except (ValueError, KeyError, TypeError):
-                log.warning("audit: an unreadable anchor record", revision=entry.revision)
-        return found
+                log.warning("audit: an unreadable anchor record", revision=raw.seq)
 
     async def keep(self, report: AuditReport) -> KeptAnchor:
         """Keep the anchor of a clean ``report`` (the latest one again if the log has not
