@@ -34,10 +34,13 @@ class BulkWriter:
         # outer COMMIT alone, so rows staged inside one savepoint were still there in the
         # next, and a complaint's second event in a batch retried event by event staged its
         # key twice ("ON CONFLICT DO UPDATE command cannot affect row a second time").
+        # DELETE, not TRUNCATE: the table is almost always empty here (the commit emptied
+        # it), and TRUNCATE gives it a new file each time (measured: 0.3-0.5 ms more per
+        # write, paid by every small batch of a live projection).
         self._prepare = (
             f"CREATE TEMP TABLE IF NOT EXISTS {self.staging} "
             f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS; "
-            f"TRUNCATE {self.staging}"
+            f"DELETE FROM {self.staging}"
         )
 
     async def upsert(self, conn: asyncpg.Connection, rows: Iterable[Sequence[Any]]) -> None:
