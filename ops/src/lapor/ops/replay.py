@@ -55,6 +55,10 @@ log = structlog.get_logger(__name__)
 BATCH = 1000
 PULL_WAIT_SECONDS = 5.0
 PREFETCH_BATCHES = 2
+API_TIMEOUT_SECONDS = 120.0
+"""For the JetStream API requests of a rebuild: creating a consumer that starts at a given
+sequence makes the server count what is pending for its filter, which took more than
+nats-py's default 5 s on a 10-million-event log (``make bench-scale``)."""
 CATCH_UP_ATTEMPTS = 5
 
 
@@ -292,7 +296,7 @@ async def _rebuild(
     nc = await nats.connect(settings.nats_servers)
     pool = await create_pool(target_url, min_size=1, max_size=len(projections) + 1)
     try:
-        js = nc.jetstream()
+        js = nc.jetstream(timeout=API_TIMEOUT_SECONDS)
         stream = settings.subjects.events_stream
         end = (await js.stream_info(stream)).state.last_seq if until is None else until
         start = min([await _start(pool, p, js, settings, from_seq, from_time) for p in projections])
