@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lapor.devtools.files import write_whole
+
 POLL_SECONDS = 0.1
 
 
@@ -249,9 +251,7 @@ class Supervisor:
         if self.pid_file is None:
             return
         with self._pid_lock:
-            partial = self.pid_file.with_suffix(".tmp")
-            partial.write_text(json.dumps(self.pids()))
-            partial.replace(self.pid_file)  # readers never see half a file
+            write_whole(self.pid_file, json.dumps(self.pids()))
 
     def stop(self) -> None:
         """Stop every child, the last started first; no restarts from now on."""

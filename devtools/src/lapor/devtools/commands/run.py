@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 
+from lapor.devtools.files import write_whole
 from lapor.devtools.infra import RUN_FILE, Infrastructure, supervised_infrastructure
 from lapor.devtools.supervisor import Supervised
 from lapor.services.bootstrap import bootstrap
@@ -176,7 +177,8 @@ def _announce(
         "gateway": one,
         "services": urls,
     }
-    (data_dir / RUN_FILE).write_text(json.dumps(described, indent=2))
+    # The chaos harness polls for this file while it is written: never a half of it.
+    write_whole(data_dir / RUN_FILE, json.dumps(described, indent=2))
     print(f"\nOpen {one}/")
     print("  the portal at /, the APIs at /api/<service>/ (docs: /api/<service>/docs),")
     print("  Open311 at /open311/v2/")
