@@ -11,8 +11,11 @@ line instead of failing on a missing module.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import secrets
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -78,8 +81,17 @@ def with_local_secret(settings: Settings) -> Settings:
     path = settings.data_dir / "auth_secret"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
+        # Written whole beside it (mkstemp: readable by its owner alone) and then linked
+        # in place: of two commands starting at once, the first link wins and both read
+        # the same whole secret; nobody reads an empty file or one others could read.
+        fd, partial = tempfile.mkstemp(dir=path.parent, prefix=".auth_secret.")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(32))
+            with contextlib.suppress(FileExistsError):
+                os.link(partial, path)
+        finally:
+            os.unlink(partial)
     return settings.model_copy(update={"auth_secret": SecretStr(path.read_text().strip())})
 
 
