@@ -8,7 +8,7 @@ import uuid
 
 import nats
 
-from lapor.devtools.testing import eventually, serving
+from lapor.devtools.testing import CountingJetStream, eventually, serving
 from lapor.intake.app import create_app as intake_app
 from lapor.router.app import create_app as router_app
 from lapor.router.domain import RoutingTable
@@ -80,6 +80,27 @@ async def test_redelivered_received_event_produces_one_routed_event(settings):
     routed = decode(history[1].envelope)
     assert isinstance(routed, ComplaintRouted) and routed.opd == "dpupr"
     assert history[1].envelope.causation_id == received.envelope.event_id
+
+
+async def test_a_new_complaint_is_routed_on_what_its_trigger_carries_without_a_read(settings):
+    async with serving(intake_app(settings)) as intake:
+        tracking_id = (await intake.post("/complaints", json=WASTE)).json()["tracking_id"]
+    nc = await nats.connect(settings.nats_url)
+    store = EventStore(nc.jetstream(), settings.subjects)
+    [received] = await store.load(tracking_id)  # as the router's consumer is delivered it
+    counting = CountingJetStream(store.js)
+    decision = await route_complaint(
+        EventStore(counting, settings.subjects), RoutingTable.load(), received, auto_dispose=0.8
+    )
+    history = await store.load(tracking_id)
+    await nc.close()
+    assert counting.gets == 0  # not the complaint's last event, nor its chain's tip
+    assert decision is not None and decision.opd == "dlh"
+    assert [e.envelope.type for e in history] == [
+        "complaint.received",
+        "complaint.routed",
+        "complaint.disposed",
+    ]
 
 
 async def test_router_service_survives_a_restart_without_routing_twice(settings):

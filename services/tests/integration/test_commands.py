@@ -8,6 +8,7 @@ import uuid
 import nats
 import pytest
 
+from lapor.devtools.testing import CountingJetStream
 from lapor.services.commands import decide_and_append, latest
 from lapor.services.eventstore import ConcurrencyError, EventStore
 from lapor.shared import snapshot as snapshots
@@ -85,20 +86,6 @@ async def test_deciding_nothing_appends_nothing(store):
     assert done.appended == [] and done.before.seq == (await store.last(cid)).seq
 
 
-class CountingJetStream:
-    """The JetStream context, counting the reads of single messages."""
-
-    def __init__(self, js) -> None:
-        self.js, self.gets = js, 0
-
-    async def get_msg(self, *args, **kwargs):
-        self.gets += 1
-        return await self.js.get_msg(*args, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self.js, name)
-
-
 def folded(history):
     return snapshots.fold((s.seq, decode(s.envelope), s.envelope) for s in history)
 
@@ -130,3 +117,39 @@ async def test_a_last_event_without_a_snapshot_has_the_history_folded_once(store
     assert done.snapshot == folded(await store.load(cid))
     assert snapshots.from_headers((await store.last(cid)).headers) == done.snapshot
     assert appended.seq == (await store.last(cid)).seq
+
+
+async def test_a_writer_that_holds_the_last_event_decides_and_appends_without_a_read(store):
+    cid = await a_complaint(store)
+    await decide_and_append(store, cid, lambda now: [follow_up(cid, "first")])
+    trigger = await latest(store, cid)  # as a consumer is delivered it
+    counting = CountingJetStream(store.js)
+    writer = EventStore(counting, store.subjects)
+    done = await decide_and_append(writer, cid, lambda now: [follow_up(cid, "next")], first=trigger)
+    assert counting.gets == 0  # neither the complaint nor its chain's tip is read
+    assert done.before == trigger
+    history = await store.load(cid)
+    assert [s.seq for s in done.appended] == [history[-1].seq]
+    assert history[-1].headers["Lapor-Prev-Hash"] == trigger.last.headers["Lapor-Hash"]
+    assert done.snapshot == folded(history)
+
+
+async def test_a_writer_whose_event_the_complaint_moved_past_reads_and_decides_again(store):
+    cid = await a_complaint(store)
+    await decide_and_append(store, cid, lambda now: [follow_up(cid, "first")])
+    stale = await latest(store, cid)
+    await decide_and_append(store, cid, lambda now: [follow_up(cid, "another writer")])
+    seen: list[int] = []
+
+    def decide(now):
+        seen.append(now.seq)
+        return [follow_up(cid, "mine")]
+
+    done = await decide_and_append(store, cid, decide, attempts=2, first=stale)
+    history = await store.load(cid)
+    assert seen == [stale.seq, history[-2].seq]  # refused on the stale one, then read
+    messages = [s.envelope.payload.get("message") for s in history]
+    assert messages == [None, "first", "another writer", "mine"]
+    assert done.appended[0].seq == history[-1].seq
+    with pytest.raises(ConcurrencyError):  # one attempt: the stale decision is refused
+        await decide_and_append(store, cid, decide, first=stale)

@@ -220,3 +220,19 @@ def as_reporter(settings: Settings, tracking_id: str) -> dict[str, str]:
     return {
         "X-Reporter-Secret": reporter_secret(settings.auth_secret.get_secret_value(), tracking_id)
     }
+
+
+class CountingJetStream:
+    """A JetStream context that counts its reads of single messages (``get_msg``), for
+    tests that a path reads the log no more than it must; everything else is the real
+    context's."""
+
+    def __init__(self, js: nats.js.JetStreamContext) -> None:
+        self.js, self.gets = js, 0
+
+    async def get_msg(self, *args: object, **kwargs: object) -> object:
+        self.gets += 1
+        return await self.js.get_msg(*args, **kwargs)  # type: ignore[arg-type]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.js, name)

@@ -31,6 +31,7 @@ from lapor.services.consumers import consumer_config, handle_reliably
 from lapor.services.eventstore import EventStore, StoredEvent
 from lapor.services.runtime import Runtime
 from lapor.services.tasks import cancel_and_wait
+from lapor.shared import snapshot as snapshots
 from lapor.shared.envelope import Envelope, Event, decode, derived_event_id, envelope
 from lapor.shared.events import (
     Actor,
@@ -94,7 +95,13 @@ async def route_complaint(
             wanted.append(_env(disposed, trigger, disposed_id))
         return wanted
 
-    done = await decide_and_append(store, complaint_id, decide, attempts=APPEND_ATTEMPTS)
+    # Most triggers are still the complaint's last event: decided on the state they carry,
+    # with no read; a trigger the complaint has moved past is refused and read again.
+    carried = snapshots.from_headers(trigger.headers)
+    first = Latest(trigger, carried) if carried is not None else None
+    done = await decide_and_append(
+        store, complaint_id, decide, attempts=APPEND_ATTEMPTS + (first is not None), first=first
+    )
     if not decided:
         return None
     decision = decided[0]

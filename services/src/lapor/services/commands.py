@@ -81,14 +81,21 @@ async def decide_and_append(
     *,
     attempts: int = 1,
     load: Load | None = None,
+    first: Latest | None = None,
 ) -> Appended:
     """Read the complaint (``load``: ``latest`` by default), let ``decide`` choose what to
     append, and append it in order, each event expecting the sequence of the one before
     and carrying the snapshot after it. When another writer came first, start again,
-    ``attempts`` times in all; then ``ConcurrencyError``."""
+    ``attempts`` times in all; then ``ConcurrencyError``.
+
+    ``first``: the complaint as the writer already knows it (a consumer's trigger and the
+    snapshot it carries), decided on without a read in the first attempt; if the
+    complaint has moved on since, that append is refused and the next attempt reads."""
     read = load or (lambda: latest(store, complaint_id))
+    if first is not None and first.last is not None:
+        store.holds(first.last)
     for attempt in range(1, attempts + 1):
-        before = await read()
+        before = first if attempt == 1 and first is not None else await read()
         last, snapshot = before.seq, before.snapshot
         appended: list[StoredEvent] = []
         try:

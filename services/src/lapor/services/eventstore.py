@@ -233,6 +233,13 @@ class EventStore:
             raise ConcurrencyError(complaint_id, expected_last_seq, "no such event") from e
         return self._remember_raw(raw)
 
+    def holds(self, stored: StoredEvent) -> None:
+        """``stored`` came to the caller another way (a consumer's delivery): its chain
+        hash is kept, so that an append after it costs no read of it."""
+        tip = header(stored.headers, HASH_HEADER)
+        if tip is not None:
+            self._remember(stored.seq, stored.envelope.complaint_id, tip)
+
     def _remember(self, seq: int, complaint_id: str, tip: str) -> str:
         self._tips[seq] = (complaint_id, tip)
         self._tips.move_to_end(seq)
