@@ -317,12 +317,13 @@ async def test_a_poison_message_is_counted_as_a_dead_letter_and_a_read_model_beh
         async def parked() -> dict | None:
             now = await scrape(s)
             counted = delta(now, "router", "lapor_dead_letters_total", consumer="router")
-            age = value(
-                now["tracker"],
-                "lapor_projection_checkpoint_age_seconds",
-                projection="tracker.status",
-            )
-            return now if counted == 1 and age and age > 0 else None
+            status = {"projection": "tracker.status"}
+            age = value(now["tracker"], "lapor_projection_checkpoint_age_seconds", **status)
+            # The age is above 0 as soon as the poison is in the log; stopped, once the
+            # projection has come to it (and counted its retry).
+            at = {"service": "tracker", **status}
+            stopped = value(now["tracker"], "lapor_projection_stopped", **at)
+            return now if counted == 1 and age and age > 0 and stopped == 1 else None
 
         after = await eventually(parked)
         handled = "lapor_events_handled_total"
