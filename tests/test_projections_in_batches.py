@@ -13,102 +13,27 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import asyncpg
 import nats
 import pytest
 
+from lapor.devtools.lives import interleave, random_life
 from lapor.ops import projection_admin
 from lapor.ops.replay import installed_projections
 from lapor.services.eventstore import StoredEvent
 from lapor.services.projections import Applied, Projection, project, receive
-from lapor.shared.envelope import Event, envelope
-from lapor.shared.events import (
-    Actor,
-    ArchiveReason,
-    AuthorityDeclined,
-    Channel,
-    ComplaintArchived,
-    ComplaintClosed,
-    ComplaintDisposed,
-    ComplaintPutOnHold,
-    ComplaintRated,
-    ComplaintReceived,
-    ComplaintReopened,
-    ComplaintResolved,
-    ComplaintResumed,
-    ComplaintRouted,
-    DeadlineBreached,
-    DeadlineStep,
-    DeadlineWarned,
-    FollowUpPosted,
-    ReporterReplied,
-    ReportType,
-)
-
-ADMIN, OFFICER, REPORTER = Actor(role="admin"), Actor(role="agency"), Actor(role="reporter")
-UNITS = ("dpupr", "dlh", "dishub", "pemprov_kalbar")
-
-
-def life(rng: random.Random) -> Iterator[Event]:
-    """One complaint's events: a random walk through the lifecycle."""
-    yield ComplaintReceived(
-        title="Laporan warga nomor " + str(rng.randrange(1000)),
-        body="Isi laporan warga yang cukup panjang untuk diterima.",
-        channel=rng.choice(list(Channel)),
-        report_type=rng.choice(list(ReportType)),
-        category=rng.choice(["jalan", "sampah", None]),
-        anonymous=rng.random() < 0.2,
-        confidential=rng.random() < 0.1,
-    )
-    unit = rng.choice(UNITS)
-    for _ in range(rng.randrange(12)):
-        roll = rng.random()
-        step = rng.choice(list(DeadlineStep))
-        due = datetime(2026, 8, 20, 16, 59, tzinfo=UTC)
-        yield rng.choice(
-            [
-                ComplaintRouted(
-                    opd=unit,
-                    opd_name=unit.upper(),
-                    rule="category:x",
-                    reason="r",
-                    confidence=roll,
-                    rules_version="t",
-                ),
-                ComplaintDisposed(opd=unit, opd_name=unit.upper(), by=ADMIN, automatic=roll > 0.5),
-                AuthorityDeclined(opd=unit, reason="Bukan kewenangan kami", by=OFFICER),
-                ComplaintPutOnHold(reason="Menunggu data", by=OFFICER),
-                ComplaintResumed(by=OFFICER),
-                FollowUpPosted(opd=unit, message="Tim sudah meninjau lokasi"),
-                ComplaintResolved(opd=unit, resolution="Sudah diperbaiki"),
-                ReporterReplied(message="Terima kasih"),
-                ComplaintRated(stars=rng.randint(1, 5)),
-                ComplaintReopened(reason="Belum beres"),
-                ComplaintClosed(reason="confirmed_by_reporter", by=REPORTER),
-                DeadlineWarned(step=step, due_at=due, opd=unit),
-                DeadlineBreached(step=step, due_at=due, opd=unit, escalated_to="diskominfo"),
-            ]
-        )
-        if roll < 0.15:
-            unit = rng.choice(UNITS)
-    if rng.random() < 0.1:
-        yield ComplaintArchived(reason=ArchiveReason.DUPLICATE, by=ADMIN)
+from lapor.shared.envelope import envelope
+from lapor.shared.events import ComplaintReceived
 
 
 def interleaved_log(seed: int, complaints: int) -> list[Applied]:
     """The lives of ``complaints`` complaints, interleaved as a log holds them."""
     rng = random.Random(seed)
-    lives = {f"K{i:04d}-{seed:05d}": list(life(rng)) for i in range(complaints)}
-    at = datetime(2026, 8, 3, 1, tzinfo=UTC)
+    lives = {f"K{i:04d}-{seed:05d}": list(random_life(rng)) for i in range(complaints)}
     log: list[Applied] = []
-    while lives:
-        cid = rng.choice(sorted(lives))
-        event = lives[cid].pop(0)
-        if not lives[cid]:
-            del lives[cid]
-        at += timedelta(minutes=rng.randrange(1, 600))
+    for cid, event, at in interleave(rng, lives, datetime(2026, 8, 3, 1, tzinfo=UTC)):
         env = envelope(
             event, complaint_id=cid, correlation_id=uuid.UUID(int=len(log)), occurred_at=at
         )

@@ -9,7 +9,6 @@ import os
 import random
 import sys
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,73 +16,23 @@ import asyncpg
 import nats
 import pytest
 
+from lapor.devtools.lives import interleave, random_life
 from lapor.ops.partitions import rebuild_partitioned
 from lapor.ops.replay import fresh_database, installed_projections, rebuild, replay
 from lapor.services.settings import Settings
-from lapor.shared.envelope import Event, envelope
-from lapor.shared.events import (
-    Actor,
-    ComplaintClosed,
-    ComplaintDisposed,
-    ComplaintPutOnHold,
-    ComplaintRated,
-    ComplaintReceived,
-    ComplaintReopened,
-    ComplaintResolved,
-    ComplaintResumed,
-    ComplaintRouted,
-    FollowUpPosted,
-)
+from lapor.shared.envelope import envelope
 from lapor.shared.tracking import new_tracking_id
-
-ADMIN, OFFICER = Actor(role="admin"), Actor(role="agency")
-UNITS = ("dpupr", "dlh", "dishub")
-
-
-def life(rng: random.Random) -> Iterator[Event]:
-    yield ComplaintReceived(
-        title=f"Laporan warga nomor {rng.randrange(1000)}",
-        body="Isi laporan warga yang cukup panjang untuk diterima.",
-        category=rng.choice(["jalan", "sampah", None]),
-    )
-    unit = rng.choice(UNITS)
-    for _ in range(rng.randrange(8)):
-        yield rng.choice(
-            [
-                ComplaintRouted(
-                    opd=unit,
-                    opd_name=unit.upper(),
-                    rule="r",
-                    reason="r",
-                    confidence=0.9,
-                    rules_version="t",
-                ),
-                ComplaintDisposed(opd=unit, opd_name=unit.upper(), by=ADMIN, automatic=False),
-                ComplaintPutOnHold(reason="Menunggu data", by=OFFICER),
-                ComplaintResumed(by=OFFICER),
-                FollowUpPosted(opd=unit, message="Tim sudah meninjau lokasi"),
-                ComplaintResolved(opd=unit, resolution="Sudah diperbaiki"),
-                ComplaintRated(stars=rng.randint(1, 5)),
-                ComplaintReopened(reason="Belum beres"),
-                ComplaintClosed(reason="confirmed_by_reporter", by=Actor(role="reporter")),
-            ]
-        )
 
 
 async def append_lives(settings: Settings, seed: int, complaints: int) -> int:
     """The interleaved lives of ``complaints`` complaints appended to the log; its end."""
     rng = random.Random(seed)
-    lives = {new_tracking_id(): list(life(rng)) for _ in range(complaints)}
-    at = datetime(2026, 8, 3, 1, tzinfo=UTC) + timedelta(days=seed)
+    lives = {new_tracking_id(): list(random_life(rng)) for _ in range(complaints)}
+    start = datetime(2026, 8, 3, 1, tzinfo=UTC) + timedelta(days=seed)
     nc = await nats.connect(settings.nats_url)
     js, subjects = nc.jetstream(), settings.subjects
     acks = []
-    while lives:
-        cid = rng.choice(sorted(lives))
-        event = lives[cid].pop(0)
-        if not lives[cid]:
-            del lives[cid]
-        at += timedelta(minutes=rng.randrange(1, 600))
+    for cid, event, at in interleave(rng, lives, start):
         env = envelope(event, complaint_id=cid, correlation_id=uuid.uuid4(), occurred_at=at)
         acks.append(await js.publish_async(subjects.complaint(cid, env.type), env.to_json()))
     await asyncio.gather(*acks)
