@@ -54,9 +54,10 @@ async def route_complaint(
     """Route (or re-route) the complaint ``trigger`` belongs to; None if that is moot.
 
     ``router``: the rules and model to decide with (a bare table decides by rules alone).
-    Decided on the complaint as it stands (its last event's snapshot) and its content (the
-    trigger itself, or its ``complaint.received`` read by its literal subject): never on
-    its history, so the cost does not grow with the log.
+    Decided on the complaint as it stands (the snapshot the trigger carries while the
+    trigger is its last event, else its last event's) and its content (the trigger itself,
+    or its ``complaint.received`` read by its literal subject): never on its history, so
+    the cost does not grow with the log.
     """
     if isinstance(router, RoutingTable):
         router = Router(router)
