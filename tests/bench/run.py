@@ -1532,10 +1532,11 @@ def profiled(report: Report, name: str, top: int = 4) -> str:
 
 
 CAUSES = {
-    "router": "per complaint it reads the complaint's last event (its Lapor-State snapshot), "
-    "decides with the rules and the model (most of its CPU: the text model's features), and "
-    "makes two checked appends under FastStream's per-message handler; its agency fan-out "
-    "then publishes each event's copies",
+    "router": "per complaint it takes the complaint's state from the Lapor-State snapshot its "
+    "trigger carries (no read while the trigger is the complaint's last event), decides with "
+    "the rules and the model (most of its CPU: the text model's features), and makes two "
+    "checked appends under FastStream's per-message handler; its agency fan-out then "
+    "publishes each event's copies",
     "nats-server": "every append, delivery and ack of five consumers",
     "intake": "its web stack per request (see intake)",
     "tracker": "per batch: the pull loop's delivery of each message (nats-py's Msg, its "
@@ -1659,14 +1660,13 @@ def notes(report: Report) -> list[str]:
                     f"the paced run after it (log up to {paced['log_last_seq']:,}); "
                 )
             if reads:
+                # No decision loads a history any more: the load is a figure of the log,
+                # not a bound on the router.
                 text += (
-                    f"on the {d['replay_log']['events']:,}-event replay log one "
-                    f"EventStore.load took {value(report, 'replay.load' + at):,.0f} ms "
-                    f"({reads['nats_server_cpu_ms_per_load']:,.0f} ms of nats-server CPU) "
-                    f"against {value(report, 'b.get_literal' + at):,.1f} ms for a literal-subject "
-                    "get: at that size these reads alone would hold the router near "
-                    f"{1000 / (4 * value(report, 'replay.load' + at)):,.1f} complaints/s (one load "
-                    "to route, one per event fanned out). "
+                    f"(A whole history, EventStore.load, which no decision reads any more, "
+                    f"took {value(report, 'replay.load' + at):,.0f} ms on the "
+                    f"{d['replay_log']['events']:,}-event replay log, against "
+                    f"{value(report, 'b.get_literal' + at):,.1f} ms for a literal-subject get.) "
                 )
         text += "Lift: " + "; ".join(LIFTS[k] for k in order[:3] if k in LIFTS)
         if "router" not in order[:3]:
