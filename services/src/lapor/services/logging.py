@@ -26,7 +26,12 @@ class _StandardError:
     later tests failing on a closed file)."""
 
     def msg(self, message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
+        # One write per line: print() writes the text and its newline apart, and another
+        # thread's line (a library's, through the root handler) landed between them, two
+        # JSON objects on one line (seen in a service's log).
+        stream = sys.stderr
+        stream.write(message + "\n")
+        stream.flush()
 
     log = debug = info = warning = warn = error = critical = exception = fatal = msg
 
