@@ -24,7 +24,13 @@ from nats.js.errors import NotFoundError
 
 from lapor.analytics.app import create_app as analytics_app
 from lapor.devtools import sample_files
-from lapor.devtools.testing import as_reporter, bearer, eventually, serving
+from lapor.devtools.testing import (
+    as_reporter,
+    bearer,
+    eventually,
+    read_models_caught_up,
+    serving,
+)
 from lapor.intake.app import create_app as intake_app
 from lapor.ops import backup
 from lapor.ops.audit import verify
@@ -86,19 +92,6 @@ async def disposed(tracker, tracking_id: str) -> dict:
     async def probe():
         r = await tracker.get(f"/complaints/{tracking_id}")
         return r.json() if r.status_code == 200 and r.json()["opd"] else None
-
-    return await eventually(probe)
-
-
-async def caught_up(settings, js: JetStreamContext) -> int:
-    """Wait until every read model has applied the whole log; its last sequence."""
-    names = sorted(installed_projections())
-
-    async def probe():
-        end = (await js.stream_info(settings.subjects.events_stream)).state.last_seq
-        rows = await fetch(settings, "SELECT projection, last_seq FROM projection_checkpoints")
-        at = {r["projection"]: r["last_seq"] for r in rows}
-        return end if all(at.get(n) == end for n in names) else None
 
     return await eventually(probe)
 
@@ -210,7 +203,7 @@ async def test_a_backup_restored_after_a_wipe_gives_back_every_stream_and_the_sa
             f"/complaints/{road}/rating", json={"stars": 4}, headers=as_reporter(settings, road)
         )
         assert r.status_code == 202, r.text
-        await caught_up(settings, js)
+        await read_models_caught_up(settings)
     # Something an operator must still see after a disaster.
     await js.publish(
         settings.subjects.dead_letter("test"),
@@ -302,7 +295,7 @@ async def test_a_backup_restored_after_a_wipe_gives_back_every_stream_and_the_sa
     async with system(settings) as (intake, tracker):
         late = await submit(intake, WASTE | {"title": "Sampah di Jl. Sultan Abdurrahman"})
         await disposed(tracker, late)
-        await caught_up(settings, js)
+        await read_models_caught_up(settings)
     final = await verify(
         js, settings.subjects.events_stream, settings.subjects, anchors=[audit.anchor]
     )
@@ -319,11 +312,11 @@ async def test_read_models_ahead_of_a_restored_log_are_found_and_rebuilt(
         kept = [await submit(intake, c) for c in (ROAD, WASTE)]
         for tracking_id in kept:
             await disposed(tracker, tracking_id)
-        await caught_up(settings, js)
+        await read_models_caught_up(settings)
         assert await command(settings, "create", "--keep", "1") == 0
         lost = await submit(intake, LIGHT)  # after the backup: lost with the disaster
         await disposed(tracker, lost)
-        ahead = await caught_up(settings, js)
+        ahead = await read_models_caught_up(settings)
 
     # The log is lost; PostgreSQL is not. The restored log ends before what the read
     # models applied.
@@ -351,7 +344,7 @@ async def test_read_models_ahead_of_a_restored_log_are_found_and_rebuilt(
     # The next complaint takes a sequence the lost ones had: it is applied, not skipped.
     async with system(settings) as (intake, tracker):
         await disposed(tracker, await submit(intake, LIGHT | {"title": "Lampu mati lagi"}))
-        await caught_up(settings, js)
+        await read_models_caught_up(settings)
     verdicts = await replay(settings, [], mode="verify", show_progress=False)
     assert all(v.clean for v in verdicts.values())
     assert len(await fetch(settings, "SELECT 1 FROM tracker.complaints")) == 3

@@ -10,18 +10,16 @@ from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-import nats
 import pytest
 
 from lapor.analytics.app import create_app as analytics_app
-from lapor.devtools.testing import eventually, serving
+from lapor.devtools.testing import eventually, read_models_caught_up, serving
 from lapor.intake.app import create_app as intake_app
 from lapor.ops.replay import (
     REBUILD_LOCK,
     REBUILD_MARKER,
     NotARebuildDatabase,
     RebuildBusy,
-    installed_projections,
     replay,
 )
 from lapor.router.app import create_app as router_app
@@ -57,21 +55,8 @@ async def disposed_complaints(settings: Settings) -> list[str]:
             return rows[0]["n"] == len(ids)
 
         await eventually(all_disposed)
-        await eventually(lambda: all_caught_up(settings))
+        await read_models_caught_up(settings)
     return ids
-
-
-async def all_caught_up(settings: Settings) -> bool:
-    nc = await nats.connect(settings.nats_url)
-    try:
-        info = await nc.jetstream().stream_info(settings.subjects.events_stream)
-    finally:
-        await nc.close()
-    rows = await _fetch(settings, "SELECT projection, last_seq FROM projection_checkpoints")
-    applied = {r["projection"]: r["last_seq"] for r in rows}
-    return set(applied) >= set(installed_projections()) and all(
-        applied[name] == info.state.last_seq for name in installed_projections()
-    )
 
 
 async def test_replay_verifies_then_swaps_away_a_planted_difference(settings):

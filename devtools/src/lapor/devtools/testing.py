@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from importlib import import_module
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TypeVar
 
@@ -205,6 +206,30 @@ async def eventually(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"not reached within {within}s; last: {result!r}")
         await asyncio.sleep(interval)
+
+
+async def read_models_caught_up(settings: Settings, within: float = 15.0) -> int:
+    """Wait until every installed read model has applied the whole log (its checkpoint is
+    the events stream's last sequence); that sequence. A verify or a comparison made
+    before then sees a read model still behind, not a difference."""
+    names = sorted(ep.name for ep in entry_points(group="lapor.projections"))
+    nc = await nats.connect(settings.nats_url)
+    try:
+        js = nc.jetstream()
+
+        async def probe() -> int | None:
+            end = (await js.stream_info(settings.subjects.events_stream)).state.last_seq
+            conn = await asyncpg.connect(settings.database_url)
+            try:
+                rows = await conn.fetch("SELECT projection, last_seq FROM projection_checkpoints")
+            finally:
+                await conn.close()
+            at = {r["projection"]: r["last_seq"] for r in rows}
+            return end if all(at.get(n) == end for n in names) else None
+
+        return await eventually(probe, within)
+    finally:
+        await nc.close()
 
 
 def bearer(settings: Settings, role: str, opd: str | None = None) -> dict[str, str]:
